@@ -1,0 +1,326 @@
+"""The reverse-mode engine: ``Function`` (one primitive op) and the backward pass.
+
+Every differentiable primitive is a small ``Function`` subclass whose ``forward``
+computes on numpy arrays and saves what its ``backward`` needs, and whose
+``backward`` returns one gradient per input (``None`` where no input needs one).
+``Function.apply`` wires the graph; ``run_backward`` walks it iteratively.
+
+Two duties live here and nowhere else, so no op repeats them:
+
+* broadcasting is undone once, when a gradient reaches an input of another shape;
+* a gradient is cast once to the dtype of the input it flows into.
+
+The engine does not decide where a batch mean's 1/m goes. A ``Function`` marked
+``is_batch_reduction`` carries the normalization strategy chosen when it ran; the
+engine asks that strategy how to seed the pass and how to write leaf gradients.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import numpy as np
+
+from minidl.errors import AnomalyError, GraphError, ShapeError
+
+if TYPE_CHECKING:
+    from minidl.tensor import Tensor
+
+# ContextVars, not globals: each thread (and each asyncio task) has its own mode.
+_grad_enabled: ContextVar[bool] = ContextVar("minidl_grad_enabled", default=True)
+_anomaly_enabled: ContextVar[bool] = ContextVar("minidl_anomaly_enabled", default=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _ModeSwitch:
+    """A context manager (and decorator) that sets one ContextVar for its block."""
+
+    _var: ContextVar[bool]
+    _value: bool
+
+    def __enter__(self) -> None:
+        self._token = self._var.set(self._value)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._var.reset(self._token)
+
+    def __call__(self, func: F) -> F:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return func(*args, **kwargs)
+
+        wrapper.__name__ = getattr(func, "__name__", "wrapper")
+        wrapper.__doc__ = func.__doc__
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_ModeSwitch):
+    """Run a block without building a graph (inference, optimizer updates).
+
+    >>> import minidl as mdl
+    >>> w = mdl.tensor([1.0, 2.0], requires_grad=True)
+    >>> with mdl.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    _var = _grad_enabled
+    _value = False
+
+
+class enable_grad(_ModeSwitch):
+    """Build graphs again inside a ``no_grad`` block."""
+
+    _var = _grad_enabled
+    _value = True
+
+
+class detect_anomaly(_ModeSwitch):
+    """Raise ``AnomalyError`` at the first op whose forward or backward makes NaN or inf.
+
+    Slower (every result is checked), so use it to find where a NaN starts.
+
+    >>> import minidl as mdl
+    >>> x = mdl.tensor([0.0], requires_grad=True)
+    >>> with mdl.detect_anomaly():
+    ...     mdl.log(x)
+    Traceback (most recent call last):
+    minidl.errors.AnomalyError: Log forward produced -inf ...
+    """
+
+    _var = _anomaly_enabled
+    _value = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops record a graph here (False inside ``no_grad``)."""
+    return _grad_enabled.get()
+
+
+def _check_finite(array: np.ndarray, where: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = "nan" if np.isnan(array).any() else ("inf" if (array > 0).any() else "-inf")
+        raise AnomalyError(
+            f"{where} produced {bad} (first under detect_anomaly); look at this op's inputs"
+        )
+
+
+class Function:
+    """One differentiable primitive: ``forward`` and ``backward`` side by side.
+
+    Subclasses implement ``forward(*arrays, **options) -> ndarray`` (saving on
+    ``self`` what backward needs) and ``backward(grad) -> gradient or tuple``, one
+    entry per tensor input, ``None`` where ``self.needs_input_grad[i]`` is False.
+    ``backward`` may return gradients in the broadcast output shape; the engine
+    sums them back to each input's shape. It must not modify ``grad`` in place.
+
+    >>> import numpy as np, minidl as mdl
+    >>> class Cube(mdl.Function):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x ** 3
+    ...     def backward(self, grad):
+    ...         return grad * 3 * self.x ** 2
+    >>> x = mdl.tensor([2.0], requires_grad=True)
+    >>> Cube.apply(x).sum().backward(); x.grad
+    array([12.], dtype=float32)
+
+    Check a new op with ``mdl.gradcheck`` before trusting it.
+    """
+
+    #: True only for the batch reduction whose strategy normalizes a backward pass.
+    is_batch_reduction = False
+    parents: tuple[Tensor, ...] | None
+    needs_input_grad: tuple[bool, ...]
+
+    def forward(self, *arrays: Any, **options: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
+
+    def backward(self, grad: np.ndarray) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement backward(grad), returning one gradient "
+            "per input (None where needs_input_grad is False)"
+        )
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **options: Any) -> Tensor:
+        """Run ``forward`` on the inputs' data and record the op if any input needs grad."""
+        from minidl.tensor import Tensor
+
+        fn = cls()
+        needs = tuple([t.requires_grad for t in inputs])
+        track = True in needs and _grad_enabled.get()
+        fn.needs_input_grad = needs
+        try:
+            out = fn.forward(*[t.data for t in inputs], **options)
+        except ValueError as err:
+            shapes = ", ".join(str(t.shape) for t in inputs)
+            raise ShapeError(f"{cls.__name__}: {err} (input shapes: {shapes})") from None
+        if _anomaly_enabled.get():
+            _check_finite(out, f"{cls.__name__} forward")
+        if track:
+            fn.parents = inputs
+            return Tensor._from_op(out, fn)
+        return Tensor._from_op(out, None)
+
+    def release(self) -> None:
+        """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
+        self.__dict__.clear()
+        self.parents = None
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op_name: str) -> np.ndarray:
+    """Sum ``grad`` over the axes broadcasting added, so it has ``shape``."""
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise ShapeError(f"{op_name} backward returned grad of shape {grad.shape} for an input "
+                         f"of shape {shape}")
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1
+    )
+    summed = grad.sum(axis=axes) if axes else grad
+    if summed.size != int(np.prod(shape)):
+        raise ShapeError(f"{op_name} backward returned grad of shape {grad.shape} for an input "
+                         f"of shape {shape}")
+    return summed.reshape(shape)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Nodes reachable from ``root`` through inputs needing grad, root first.
+
+    Iterative depth-first search: a 10,000-op chain must not hit the recursion limit.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = {id(root)}
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        fn = node._ctx
+        if fn is None:
+            continue
+        if fn.parents is None:
+            raise GraphError(
+                "trying to backward through the graph a second time: its saved values were "
+                "freed by the first backward(). Pass retain_graph=True to the first call if you "
+                "need to backward twice, or recompute the forward pass."
+            )
+        for parent, needs in zip(fn.parents, fn.needs_input_grad):
+            if needs and id(parent) not in visited:
+                visited.add(id(parent))
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _pass_strategy(order: list[Tensor]) -> tuple[Any, float, float]:
+    """The normalization strategy, example count and seed scale of this pass.
+
+    (None, 0, 1) when no batch reduction took part: the pass is plain calculus.
+    """
+    reductions = [n._ctx for n in order if n._ctx is not None and n._ctx.is_batch_reduction]
+    if not reductions:
+        return None, 0.0, 1.0
+    first = reductions[0]
+    for other in reductions[1:]:
+        if other.strategy.key != first.strategy.key:
+            raise GraphError(
+                f"one backward pass mixes normalization strategies {first.strategy.name!r} "
+                f"and {other.strategy.name!r}; compute both losses under one strategy"
+            )
+        if other.seed_scale != first.seed_scale:
+            raise GraphError(
+                f"this backward pass adds batch reductions over different example counts "
+                f"({first.count:g} and {other.count:g}) under {first.strategy.name!r}, which "
+                "scales each by its own count; call backward() on each loss separately "
+                "(gradients accumulate)"
+            )
+    return first.strategy, max(r.count for r in reductions), first.seed_scale
+
+
+def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
+    """Backpropagate from ``root`` into every leaf that requires grad (see Tensor.backward)."""
+    if not root.requires_grad:
+        raise GraphError(
+            "backward() on a tensor that does not require grad: no input of the graph has "
+            "requires_grad=True, or it was computed under no_grad()"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise GraphError(
+                f"backward() without a gradient needs a scalar; this tensor has shape "
+                f"{root.shape}. Reduce it first (e.g. loss.mean()) or pass backward(grad) "
+                "with a gradient of the same shape."
+            )
+        seed = np.ones(root.shape, dtype=np.float64)
+    else:
+        seed = np.array(getattr(grad, "data", grad), dtype=np.float64)
+        if seed.shape != root.shape:
+            raise ShapeError(f"backward(grad): grad has shape {seed.shape}, the tensor has "
+                             f"shape {root.shape}")
+
+    order = _topological_order(root)
+    strategy, count, seed_scale = _pass_strategy(order)
+    if seed_scale != 1.0:
+        # The strategy seeds the pass with a factor (deferred: m), so that every branch,
+        # not just the batch reduction, is scaled by one policy.
+        seed = seed * seed_scale
+    if root.data.ndim > 0:
+        seed = seed.astype(root.dtype)
+    anomaly = _anomaly_enabled.get()
+    grads: dict[int, np.ndarray] = {id(root): seed}
+    leaves: list[Tensor] = []
+    handed_to_leaves: set[int] = set()
+    for node in order:
+        g = grads.pop(id(node))
+        if node._retains_grad:
+            retained = g.astype(node.data.dtype)  # a copy: the pass goes on using g
+            node._grad = retained if node._grad is None else node._grad + retained
+        fn = node._ctx
+        if fn is None:
+            if id(g) in handed_to_leaves or g.base is not None:
+                g = g.copy()  # each .grad owns its memory: users may change it in place
+            handed_to_leaves.add(id(g))
+            _write_leaf_grad(node, g, strategy, count)
+            leaves.append(node)
+            continue
+        input_grads = fn.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        op_name = type(fn).__name__
+        for i, (parent, needs, pg) in enumerate(zip(fn.parents, fn.needs_input_grad,
+                                                      input_grads)):
+            if not needs or pg is None:
+                continue
+            if pg.shape != parent.data.shape:
+                pg = unbroadcast(pg, parent.data.shape, op_name)
+            # A 0-d gradient stays float64: a strategy's seed may be as large as the
+            # batch, which would overflow a float16 cost before reaching the losses.
+            if pg.dtype != parent.data.dtype and pg.ndim > 0:
+                pg = pg.astype(parent.data.dtype)
+            if anomaly:
+                _check_finite(pg, f"{op_name} backward (gradient of input {i})")
+            key = id(parent)
+            # Out of place: a backward may hand the same array to two inputs.
+            grads[key] = grads[key] + pg if key in grads else pg
+        if not retain_graph:
+            fn.release()
+    from minidl.pluginmanager import notify_after_backward
+
+    notify_after_backward(root, leaves, strategy)
+
+
+def _write_leaf_grad(leaf: Tensor, g: np.ndarray, strategy: Any, count: float) -> None:
+    if g.dtype != leaf.data.dtype:
+        g = g.astype(leaf.data.dtype)
+    if strategy is None:  # no batch reduction: plain calculus
+        leaf._grad = g if leaf._grad is None else leaf._grad + g
+        return
+    leaf._grad = strategy.accumulate(leaf, leaf._grad, leaf._grad_count, g, count)
+    leaf._grad_count += count

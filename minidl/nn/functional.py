@@ -1,0 +1,145 @@
+"""Activations, softmax and losses as functions, as ``torch.nn.functional``.
+
+Every loss computes per-example losses l_1..l_m. ``reduction="batch"`` (the
+default) turns them into the cost through the active normalization strategy
+(mean under ``deferred`` and ``absorbed``, sum under ``sum``); ``"none"``
+returns the per-example vector so you can reduce it yourself
+(``mdl.batch_reduce``). There is deliberately no ``"mean"``: where the 1/m
+goes is the strategy's decision, not the loss's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minidl.errors import ShapeError
+from minidl.ops import batch_reduce, linear, relu, sigmoid, tanh
+from minidl.ops.elementwise import as_tensor
+from minidl.ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
+from minidl.tensor import Tensor
+
+__all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "linear", "log_softmax",
+           "mse_loss", "relu", "sigmoid", "softmax", "tanh"]
+
+REDUCTIONS = ("batch", "none")
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, finite for any finite logits.
+
+    >>> import minidl as mdl
+    >>> mdl.nn.functional.softmax(mdl.tensor([0.0, 1000.0]))
+    tensor([0., 1.])
+    """
+    return Softmax.apply(as_tensor(x), axis=axis)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed without overflow or log(0).
+
+    >>> import minidl as mdl
+    >>> mdl.nn.functional.log_softmax(mdl.tensor([0.0, 1000.0]))
+    tensor([-1000.,     0.])
+    """
+    return LogSoftmax.apply(as_tensor(x), axis=axis)
+
+
+def check_reduction(reduction: str) -> None:
+    """Raise ``ValueError`` unless ``reduction`` is "batch" or "none"."""
+    if reduction in REDUCTIONS:
+        return
+    hint = (" (minidl's batch reduction is the strategy's choice: use reduction='batch' and "
+            "select the strategy, e.g. with mdl.normalization('sum'))"
+            if reduction in ("mean", "sum") else "")
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}{hint}")
+
+
+def _reduce(losses: Tensor, reduction: str, sample_weight: Any, mask: Any,
+            strategy: Any) -> Tensor:
+    check_reduction(reduction)
+    if reduction == "none":
+        return losses
+    return batch_reduce(losses, sample_weight=sample_weight, mask=mask, strategy=strategy)
+
+
+def _check_batch(name: str, prediction: Tensor, target: Tensor) -> None:
+    if prediction.ndim == 0 or target.shape[:1] != prediction.shape[:1]:
+        raise ShapeError(f"{name}: input has shape {prediction.shape} and target "
+                         f"{target.shape}; both need the batch on their first axis")
+
+
+def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_weight: Any = None,
+                  mask: Any = None, strategy: Any = None) -> Tensor:
+    """Softmax cross-entropy of logits (m, C) against integer class labels (m,).
+
+    >>> import minidl as mdl
+    >>> logits = mdl.tensor([[2.0, 0.0], [0.0, 2.0]])
+    >>> mdl.nn.functional.cross_entropy(logits, mdl.tensor([0, 1], dtype="int64"))
+    tensor(0.12692805)
+    """
+    logits, target = as_tensor(logits), as_tensor(target)
+    if logits.ndim != 2:
+        raise ShapeError(f"cross_entropy: logits must have shape (m, classes), got {logits.shape}")
+    _check_batch("cross_entropy", logits, target)
+    labels = target.data
+    if target.ndim != 1 or labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.array_equal(labels, np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise TypeError(f"cross_entropy: target must be integer class labels of shape (m,), "
+                            f"got {labels.dtype} of shape {target.shape}")
+    classes = logits.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        bad = labels[(labels < 0) | (labels >= classes)][0]
+        raise ValueError(f"cross_entropy: label {bad} is out of range for {classes} classes "
+                         f"(labels must be 0..{classes - 1})")
+    losses = CrossEntropy.apply(logits, Tensor._from_op(labels, None))
+    return _reduce(losses, reduction, sample_weight, mask, strategy)
+
+
+def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "batch",
+                                     sample_weight: Any = None, mask: Any = None,
+                                     strategy: Any = None) -> Tensor:
+    """Binary cross-entropy of sigmoid(logits) against 0/1 targets, stable for any logit.
+
+    Per-example loss is the mean over all axes after the first, so (m, 1) outputs
+    give m losses. Its gradient at the logits is sigmoid(z) - y: the course's A - Y.
+
+    >>> import minidl as mdl
+    >>> z = mdl.tensor([[0.0], [0.0]])
+    >>> mdl.nn.functional.binary_cross_entropy_with_logits(z, mdl.tensor([[1.0], [0.0]]))
+    tensor(0.6931472)
+    """
+    logits = as_tensor(logits)
+    target = logits._lift(target)
+    if target.shape != logits.shape:
+        raise ShapeError(f"binary_cross_entropy_with_logits: logits have shape {logits.shape} "
+                         f"but target has shape {target.shape}; they must match")
+    _check_batch("binary_cross_entropy_with_logits", logits, target)
+    if target.dtype != logits.dtype:
+        target = Tensor._from_op(target.data.astype(logits.dtype), None)
+    losses = BinaryCrossEntropyWithLogits.apply(logits, target)
+    return _reduce(losses, reduction, sample_weight, mask, strategy)
+
+
+def mse_loss(prediction: Any, target: Any, reduction: str = "batch", sample_weight: Any = None,
+             mask: Any = None, strategy: Any = None) -> Tensor:
+    """Squared error; per-example loss is the mean over all axes after the first.
+
+    >>> import minidl as mdl
+    >>> mdl.nn.functional.mse_loss(mdl.tensor([1.0, 3.0]), mdl.tensor([0.0, 0.0]))
+    tensor(5.)
+    """
+    prediction = as_tensor(prediction)
+    target = prediction._lift(target)
+    if target.shape != prediction.shape:
+        raise ShapeError(f"mse_loss: prediction has shape {prediction.shape} but target has "
+                         f"shape {target.shape}; they must match")
+    _check_batch("mse_loss", prediction, target)
+    diff = prediction - target
+    squared = diff * diff
+    if squared.ndim > 1:
+        squared = squared.reshape(squared.shape[0], -1).mean(axis=1)
+    return _reduce(squared, reduction, sample_weight, mask, strategy)

@@ -1,0 +1,138 @@
+"""``Module`` and ``Parameter``: containers that find their own parameters, as in torch."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from minidl.errors import ShapeError
+from minidl.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor a module learns: a leaf that requires grad.
+
+    >>> import minidl as mdl
+    >>> p = mdl.nn.Parameter([0.5, 1.0])
+    >>> p.requires_grad, p.is_leaf
+    (True, True)
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of layers and models. Assign ``Parameter``s and ``Module``s as
+    attributes in ``__init__``; implement ``forward``; call the module to run it.
+
+    >>> import minidl as mdl
+    >>> class Affine(mdl.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.scale = mdl.nn.Parameter([2.0])
+    ...     def forward(self, x):
+    ...         return x * self.scale
+    >>> model = Affine()
+    >>> [name for name, _ in model.named_parameters()], model(mdl.tensor([3.0]))
+    (['scale'], tensor([6.], requires_grad=True))
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 "before assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(...)")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ---- traversal -------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter once, with its dotted name (``0.weight``), in definition order."""
+        seen: set[int] = set()
+        for prefix, module in self.named_modules():
+            for name, param in module._parameters.items():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{prefix}.{name}" if prefix else name), param
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, param in self.named_parameters():
+            yield param
+
+    # ---- state -----------------------------------------------------------------------
+    def zero_grad(self) -> None:
+        """Clear every parameter's gradient (and the example count behind it)."""
+        for param in self.parameters():
+            param.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active); returns self."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (dropout off); returns self."""
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's data by dotted name."""
+        return {name: param.data.copy() for name, param in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy arrays into the parameters; names and shapes must match (``strict``)."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
+                           f"{unexpected}; the checkpoint was saved from another model")
+        for name, value in state.items():
+            if name not in params:
+                continue
+            array = np.asarray(value)
+            if array.shape != params[name].shape:
+                raise ShapeError(f"load_state_dict: {name} has shape {array.shape} in the "
+                                 f"checkpoint but {params[name].shape} in the model")
+            params[name].data = array.astype(params[name].dtype).copy()
+
+    # ---- display ---------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ")
+                 for name, child in self._modules.items()]
+        if not lines:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"

@@ -1,0 +1,91 @@
+"""The batch reduction: per-example losses to one cost, under a normalization strategy.
+
+This is the one op whose 1/m is not fixed calculus. It records the strategy that
+was active when it ran; the engine asks that strategy, through it, how to seed the
+backward pass and how to write leaf gradients (see ``minidl.autograd``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from minidl.autograd import Function
+from minidl.errors import ShapeError
+from minidl.ops.elementwise import as_tensor
+from minidl.tensor import Tensor
+
+if TYPE_CHECKING:
+    from minidl.strategy import Strategy
+
+
+class BatchReduce(Function):
+    """cost = c * sum_i w_i l_i, where the strategy chooses c (1/N for a mean, 1 for a sum).
+
+    Its backward is the calculus of that forward. A strategy that wants dJ/dl_i to
+    be s * w_i instead (deferred: s = 1 while c = 1/N) seeds the whole pass with
+    s / c, so every branch of the graph sees the same scaling.
+    """
+
+    is_batch_reduction = True
+
+    def forward(self, losses: np.ndarray, weights: np.ndarray | None,
+                strategy: Strategy) -> np.ndarray:
+        self.count = float(losses.size if weights is None else weights.sum())
+        self.strategy = strategy
+        self.cost_scale = strategy.cost_scale(self.count)
+        self.seed_scale = strategy.loss_grad_scale(self.count) / self.cost_scale
+        self.shape, self.dtype, self.weights = losses.shape, losses.dtype, weights
+        total = losses.sum() if weights is None else (losses * weights).sum()
+        return np.asarray(total * self.cost_scale, dtype=losses.dtype)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        # A Python float: the seed may exceed the float16 range, its product does not.
+        scale = float(grad) * self.cost_scale
+        if self.weights is None:
+            return np.full(self.shape, scale, dtype=self.dtype)
+        return (self.weights * scale).astype(self.dtype, copy=False)
+
+
+def _example_weights(losses: Tensor, sample_weight: Any, mask: Any) -> np.ndarray | None:
+    weights = None
+    for name, given in (("sample_weight", sample_weight), ("mask", mask)):
+        if given is None:
+            continue
+        array = np.asarray(getattr(given, "data", given))
+        if array.shape != losses.shape:
+            raise ShapeError(f"batch_reduce: {name} has shape {array.shape}, the per-example "
+                             f"losses have shape {losses.shape}; give one value per example")
+        if name == "mask" and array.dtype.kind != "b":
+            raise TypeError(f"batch_reduce: mask must be boolean, got {array.dtype}")
+        array = array.astype(np.float64)
+        if name == "sample_weight" and (not np.isfinite(array).all() or (array < 0).any()):
+            raise ValueError("batch_reduce: sample_weight must be finite and non-negative")
+        weights = array if weights is None else weights * array
+    if weights is not None and weights.sum() <= 0:
+        raise ValueError("batch_reduce: the batch has zero total weight (every example masked "
+                         "out or weighted 0), so its mean is undefined; skip this batch")
+    return None if weights is None else weights.astype(losses.dtype)
+
+
+def batch_reduce(losses: Any, sample_weight: Any = None, mask: Any = None,
+                 strategy: Any = None) -> Tensor:
+    """Reduce per-example losses to the cost, under the active normalization strategy.
+
+    ``sample_weight`` weights each example and ``mask`` (bool) keeps some; the
+    count N the strategy sees is then the sum of the weights, not m. ``strategy``
+    (a name or ``Strategy``) overrides the active one for this call only.
+
+    >>> import minidl as mdl
+    >>> losses = mdl.tensor([1.0, 2.0, 6.0])
+    >>> mdl.batch_reduce(losses), mdl.batch_reduce(losses, strategy="sum")
+    (tensor(3.), tensor(9.))
+    """
+    from minidl.strategy import resolve_strategy
+
+    losses = as_tensor(losses)
+    if losses.size == 0:
+        raise ValueError("batch_reduce: the batch is empty")
+    weights = _example_weights(losses, sample_weight, mask)
+    return BatchReduce.apply(losses, weights=weights, strategy=resolve_strategy(strategy))

@@ -1,0 +1,259 @@
+"""Elementwise ops: unary, binary and ternary, each forward beside its backward.
+
+Binary ops return gradients in the broadcast output shape: the engine sums them
+back to each input's shape (``minidl.autograd.unbroadcast``), once for every op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minidl.autograd import Function
+from minidl.dtypes import as_float_dtype
+from minidl.tensor import Tensor, tensor
+
+
+def as_tensor(x: Any) -> Tensor:
+    """``x`` if it is a Tensor, else a constant tensor built by ``mdl.tensor``."""
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Two operands as tensors; a Python number takes the other operand's dtype."""
+    if isinstance(a, Tensor):
+        return a, a._lift(b)
+    if isinstance(b, Tensor):
+        return b._lift(a), b
+    return tensor(a), tensor(b)
+
+
+def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of -|x| never overflows; both branches are exact where they are used.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+# ======================================= unary ==========================================
+
+class Exp(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad * self.out
+
+
+class Log(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.a = a
+        return np.log(a)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad / self.a
+
+
+class Tanh(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = _stable_sigmoid(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad * self.out * (1 - self.out)
+
+
+class Relu(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.positive = a > 0
+        return np.maximum(a, 0)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad * self.positive
+
+
+class Abs(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.a = a
+        return np.abs(a)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad * np.sign(self.a)
+
+
+class Sqrt(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad / (2 * self.out)
+
+
+class Cast(Function):
+    def forward(self, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return a.astype(dtype)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad  # the engine casts it back to the input's dtype
+
+
+# ======================================= binary =========================================
+
+class Add(Function):
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return grad, grad
+
+
+class Mul(Function):
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        needs_a, needs_b = self.needs_input_grad
+        return (grad * self.b if needs_a else None, grad * self.a if needs_b else None)
+
+
+class Div(Function):
+    # A primitive rather than a * b**-1, so the forward value is a correctly rounded a / b.
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.b = b
+        self.out = a / b
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        needs_a, needs_b = self.needs_input_grad
+        grad_a = grad / self.b
+        return (grad_a if needs_a else None, -grad_a * self.out if needs_b else None)
+
+
+class Pow(Function):
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        self.out = a ** b
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        needs_a, needs_b = self.needs_input_grad
+        grad_a = grad * self.b * self.a ** (self.b - 1) if needs_a else None
+        # d(a^b)/db = a^b log a, defined for a > 0 (only computed when b needs it).
+        grad_b = grad * self.out * np.log(self.a) if needs_b else None
+        return grad_a, grad_b
+
+
+class Maximum(Function):
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # Ties split the gradient evenly, as torch does: the subgradient midpoint.
+        self.share_a = (a > b) + 0.5 * (a == b)
+        return np.maximum(a, b)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        grad_a = grad * self.share_a
+        return grad_a, grad - grad_a
+
+
+class Where(Function):
+    def forward(self, condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.condition = condition
+        return np.where(condition, a, b)
+
+    def backward(self, grad: np.ndarray) -> tuple[None, np.ndarray, np.ndarray]:
+        zero = np.zeros((), dtype=grad.dtype)
+        return None, np.where(self.condition, grad, zero), np.where(self.condition, zero, grad)
+
+
+# ====================================== functions =======================================
+
+def add(a: Any, b: Any) -> Tensor:
+    return Add.apply(*_pair(a, b))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    return Mul.apply(*_pair(a, b))
+
+
+def div(a: Any, b: Any) -> Tensor:
+    return Div.apply(*_pair(a, b))
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001  (mirrors the operator's name)
+    return Pow.apply(*_pair(a, b))
+
+
+def neg(a: Any) -> Tensor:
+    return mul(as_tensor(a), -1)  # -a
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    a, b = _pair(a, b)
+    return Add.apply(a, neg(b))  # a + (-b)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum; at ties each input gets half the gradient.
+
+    >>> import minidl as mdl
+    >>> mdl.maximum(mdl.tensor([1.0, 5.0]), 3.0)
+    tensor([3., 5.])
+    """
+    return Maximum.apply(*_pair(a, b))
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (broadcasting as ``np.where``).
+
+    >>> import minidl as mdl
+    >>> x = mdl.tensor([-1.0, 2.0])
+    >>> mdl.where(x > 0, x, 0.0)
+    tensor([0., 2.])
+    """
+    cond = as_tensor(condition)
+    if cond.dtype.kind != "b":
+        raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+    return Where.apply(cond, *_pair(a, b))
+
+
+def exp(a: Any) -> Tensor:
+    return Exp.apply(as_tensor(a))
+
+
+def log(a: Any) -> Tensor:
+    return Log.apply(as_tensor(a))
+
+
+def tanh(a: Any) -> Tensor:
+    return Tanh.apply(as_tensor(a))
+
+
+def sigmoid(a: Any) -> Tensor:
+    return Sigmoid.apply(as_tensor(a))
+
+
+def relu(a: Any) -> Tensor:
+    return Relu.apply(as_tensor(a))
+
+
+def abs(a: Any) -> Tensor:  # noqa: A001
+    return Abs.apply(as_tensor(a))
+
+
+def sqrt(a: Any) -> Tensor:
+    return Sqrt.apply(as_tensor(a))
+
+
+def cast(a: Any, dtype: Any) -> Tensor:
+    return Cast.apply(as_tensor(a), dtype=as_float_dtype(dtype))

@@ -1,0 +1,84 @@
+"""Fused, numerically stable primitives behind softmax and the losses.
+
+Each loss returns per-example values (shape (m,)); the batch reduction that
+turns them into a cost lives in ``minidl.ops.batch``. Fusing softmax with its
+log and cross-entropy keeps logits of +-1000 finite in float32 and gives the
+course's clean gradient (softmax - onehot, sigmoid - y) in one step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.autograd import Function
+from minidl.ops.elementwise import _stable_sigmoid
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)  # the largest exponent becomes 0
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _trailing_mean(values: np.ndarray) -> np.ndarray:
+    """Per-example values: the mean over every axis after the batch axis."""
+    if values.ndim <= 1:
+        return values
+    return values.reshape(values.shape[0], -1).mean(axis=1)
+
+
+class LogSoftmax(Function):
+    def forward(self, x: np.ndarray, axis: int) -> np.ndarray:
+        self.axis = axis
+        self.out = _log_softmax(x, axis)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True)
+
+
+class Softmax(Function):
+    def forward(self, x: np.ndarray, axis: int) -> np.ndarray:
+        self.axis = axis
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        self.out = e / e.sum(axis=axis, keepdims=True)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        out = self.out
+        return out * (grad - (grad * out).sum(axis=self.axis, keepdims=True))
+
+
+class CrossEntropy(Function):
+    """Per-example -log softmax(logits)[target] for logits (m, C), integer targets (m,)."""
+
+    def forward(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+        rows = np.arange(logits.shape[0])
+        log_probs = _log_softmax(logits, axis=1)
+        self.probs, self.rows, self.target = np.exp(log_probs), rows, target
+        return -log_probs[rows, target]
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray, None]:
+        grad_logits = self.probs.copy()
+        grad_logits[self.rows, self.target] -= 1  # softmax - onehot
+        grad_logits *= grad[:, None]
+        return grad_logits, None
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """Per-example binary cross-entropy of sigmoid(z) against targets y in [0, 1].
+
+    Written as max(z, 0) - z y + log(1 + exp(-|z|)), which never overflows.
+    """
+
+    def forward(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        self.z, self.y = z, y
+        losses = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        return _trailing_mean(losses)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        needs_z, needs_y = self.needs_input_grad
+        per_element = grad.reshape(grad.shape + (1,) * (self.z.ndim - grad.ndim))
+        per_element = per_element / (self.z.size // max(grad.size, 1))
+        grad_z = per_element * (_stable_sigmoid(self.z) - self.y) if needs_z else None
+        grad_y = per_element * -self.z if needs_y else None
+        return grad_z, grad_y

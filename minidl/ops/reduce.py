@@ -1,0 +1,92 @@
+"""Reductions over axes: sum and max are primitives, mean is sum times 1/n."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minidl.autograd import Function
+from minidl.ops.elementwise import as_tensor
+from minidl.tensor import Tensor
+
+Axis = int | tuple[int, ...] | None
+
+
+def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    normalized = []
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"axis {ax} is out of bounds for a tensor with {ndim} dimensions")
+        normalized.append(ax % ndim)
+    return tuple(normalized)
+
+
+def _keep_reduced_axes(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """``grad`` with the reduced axes restored as size 1, ready to broadcast back."""
+    return grad if keepdims else np.expand_dims(grad, axes)
+
+
+class Sum(Function):
+    def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
+        return a.sum(axis=axes, keepdims=keepdims)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        grad = _keep_reduced_axes(grad, self.axes, self.keepdims)
+        return np.broadcast_to(grad, self.shape)
+
+
+class Max(Function):
+    def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        out = a.max(axis=axes, keepdims=True)
+        # Ties share the gradient evenly, so it sums to exactly the output's gradient.
+        is_max = a == out
+        self.share = is_max / is_max.sum(axis=axes, keepdims=True)
+        self.axes, self.keepdims = axes, keepdims
+        return out if keepdims else np.squeeze(out, axis=axes)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return _keep_reduced_axes(grad, self.axes, self.keepdims) * self.share
+
+
+def sum(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (all axes by default), as ``np.sum``.
+
+    This is plain calculus: no normalization strategy touches a bare sum.
+
+    >>> import minidl as mdl
+    >>> mdl.tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
+    tensor([4., 6.])
+    """
+    a = as_tensor(a)
+    return Sum.apply(a, axes=_normalize_axes(axis, a.ndim), keepdims=keepdims)
+
+
+def mean(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis``, as ``np.mean`` (plain calculus, not a batch reduction).
+
+    >>> import minidl as mdl
+    >>> mdl.tensor([1.0, 2.0, 6.0]).mean()
+    tensor(3.)
+    """
+    a = as_tensor(a)
+    axes = _normalize_axes(axis, a.ndim)
+    count = int(np.prod([a.shape[ax] for ax in axes])) if a.ndim else 1
+    return Sum.apply(a, axes=axes, keepdims=keepdims) * (1.0 / count)  # sum * 1/n
+
+
+def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``; tied maxima share the gradient evenly.
+
+    >>> import minidl as mdl
+    >>> mdl.tensor([[1.0, 7.0], [3.0, 4.0]]).max(axis=1)
+    tensor([7., 4.])
+    """
+    a = as_tensor(a)
+    if a.size == 0:
+        raise ValueError("max of an empty tensor has no value")
+    return Max.apply(a, axes=_normalize_axes(axis, a.ndim), keepdims=keepdims)

@@ -1,0 +1,72 @@
+"""Adam (Kingma & Ba, 2015, arXiv:1412.6980) and AdamW (Loshchilov & Hutter, 2019,
+arXiv:1711.05101, decoupled weight decay), as in torch.optim."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from minidl.optim.optimizer import Optimizer, _check_hyper
+from minidl.tensor import Tensor
+
+
+class Adam(Optimizer):
+    """Adaptive moments; ``weight_decay`` adds an L2 term to the gradient.
+
+    >>> import minidl as mdl
+    >>> w = mdl.nn.Parameter([1.0])
+    >>> mdl.optim.Adam([w], lr=1e-3).betas
+    (0.9, 0.999)
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, require_normalized: bool = True) -> None:
+        super().__init__(params, lr, require_normalized)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        _check_hyper("beta1", betas[0], minimum=0.0, below=1.0)
+        _check_hyper("beta2", betas[1], minimum=0.0, below=1.0)
+        _check_hyper("eps", eps, minimum=0.0)
+        _check_hyper("weight_decay", weight_decay, minimum=0.0)
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps, self.weight_decay = float(eps), float(weight_decay)
+
+    def decay(self, param: Tensor, grad: np.ndarray) -> np.ndarray:
+        """L2 regularization: weight decay enters the gradient (coupled)."""
+        return grad + self.weight_decay * param.data if self.weight_decay else grad
+
+    def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
+        grad = self.decay(param, grad)
+        beta1, beta2 = self.betas
+        if "m" not in state:
+            state["m"], state["v"], state["t"] = np.zeros_like(grad), np.zeros_like(grad), 0
+        state["t"] += 1
+        m, v, t = state["m"], state["v"], state["t"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        param.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p -= lr * weight_decay * p before the step.
+
+    >>> import minidl as mdl
+    >>> mdl.optim.AdamW([mdl.nn.Parameter([1.0])]).weight_decay
+    0.01
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, require_normalized: bool = True) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, require_normalized)
+
+    def decay(self, param: Tensor, grad: np.ndarray) -> np.ndarray:
+        if self.weight_decay:
+            param.data *= 1 - self.lr * self.weight_decay
+        return grad

@@ -1,0 +1,98 @@
+"""``Optimizer``: owns ``zero_grad`` and ``step``; subclasses only write the update.
+
+The optimizer reads ``.grad`` as the normalization strategy left it and knows
+nothing of strategies, with one guard: a step on gradients that no batch
+reduction produced since they were last cleared raises, because a bare
+``.sum()`` is not divided by anyone, whatever strategy the user believes is on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from minidl.errors import GradientNotNormalizedError
+from minidl.tensor import Tensor
+
+
+class Optimizer:
+    """Base class: ``step()`` calls ``update(param, grad, state)`` for every parameter
+    with a gradient. ``require_normalized=False`` allows plain-calculus gradients.
+
+    >>> import minidl as mdl
+    >>> w = mdl.nn.Parameter([1.0])
+    >>> opt = mdl.optim.SGD([w], lr=0.1)
+    >>> mdl.nn.functional.mse_loss(w, mdl.tensor([0.0])).backward()
+    >>> opt.step(); w
+    Parameter containing:
+    tensor([0.8], requires_grad=True)
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float,
+                 require_normalized: bool = True) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list; pass model.parameters()")
+        for index, param in enumerate(self.params):
+            if not isinstance(param, Tensor) or not param.requires_grad:
+                raise TypeError(f"optimizer parameter {index} is not a tensor that requires "
+                                "grad; pass model.parameters()")
+        _check_hyper("lr", lr, minimum=0.0)
+        self.lr = float(lr)
+        self.require_normalized = require_normalized
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        """Clear every gradient (and the example counts behind them)."""
+        for param in self.params:
+            param.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient."""
+        if self.require_normalized:
+            self._check_normalized()
+        self.steps += 1
+        for param, state in zip(self.params, self.state):
+            if param.grad is not None:
+                self.update(param, param.grad, state)
+
+    def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement "
+                                  "update(param, grad, state), changing param.data in place")
+
+    def _check_normalized(self) -> None:
+        for index, param in enumerate(self.params):
+            if param.grad is not None and param.grad_count == 0:
+                raise GradientNotNormalizedError(
+                    f"parameter {index} (shape {param.shape}) has a gradient that no batch "
+                    "reduction produced since it was last cleared: the loss was reduced by "
+                    "plain calculus (e.g. a bare .sum()), so no normalization strategy divided "
+                    "it. Use a minidl loss with its default reduction or mdl.batch_reduce(...), "
+                    "or pass require_normalized=False to the optimizer if plain calculus is "
+                    "what you mean."
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters, step count and per-parameter state (arrays copied)."""
+        return {"lr": self.lr, "steps": self.steps,
+                "state": [{k: np.copy(v) for k, v in s.items()} for s in self.state]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["state"]) != len(self.params):
+            raise ValueError(f"optimizer state has {len(state['state'])} parameters, this "
+                             f"optimizer has {len(self.params)}")
+        self.lr, self.steps = float(state["lr"]), int(state["steps"])
+        self.state = [{k: np.array(v) for k, v in s.items()} for s in state["state"]]
+
+
+def _check_hyper(name: str, value: Any, minimum: float | None = None,
+                 below: float | None = None) -> None:
+    """``ValueError`` unless value is a finite number in [minimum, below)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or (minimum is not None and value < minimum) or (
+            below is not None and value >= below):
+        bounds = f">= {minimum}" if below is None else f"in [{minimum}, {below})"
+        raise ValueError(f"invalid {name}: {value} (must be finite and {bounds})")

@@ -1,0 +1,312 @@
+"""``Tensor``: a numpy array that remembers the op that made it.
+
+The arithmetic lives in ``minidl.ops``; this module only holds the data, the
+gradient bookkeeping and the operator overloads that forward to those ops.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from minidl import dtypes
+from minidl.autograd import run_backward
+from minidl.errors import GraphError, ShapeError
+
+if TYPE_CHECKING:
+    from minidl.autograd import Function
+
+ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of numbers
+
+
+def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        array = data.data
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.asarray(data)
+    else:
+        try:
+            array = np.asarray(data)
+        except ValueError as err:  # ragged nested lists
+            raise TypeError(f"cannot build a tensor from {type(data).__name__}: {err}") from None
+        dtypes.check_supported(array, data)
+        if dtype is None and array.dtype.kind in "iuf":
+            dtype = dtypes.get_default_dtype()  # Python numbers take the default dtype
+    dtypes.check_supported(array, data)
+    if dtype is not None:
+        array = array.astype(dtypes.as_float_dtype(dtype) if np.dtype(dtype).kind == "f"
+                             else np.dtype(dtype), copy=False)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    >>> import minidl as mdl
+    >>> w = mdl.Tensor([1.0, -2.0], requires_grad=True)
+    >>> loss = (w * w).sum()
+    >>> loss.backward()
+    >>> w.grad
+    array([ 2., -4.], dtype=float32)
+
+    ``.grad`` is a plain numpy array (gradients are data, not graph). Under a
+    normalization strategy it is what that strategy wrote (see ``grad_count``).
+    """
+
+    __slots__ = ("data", "requires_grad", "_grad", "_grad_count", "_ctx", "_retains_grad",
+                 "__weakref__")
+    # Make ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting over objects.
+    __array_ufunc__ = None
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
+        array = _to_array(data, dtype)
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(
+                f"only floating tensors can require gradients; this one is {array.dtype}. "
+                "Pass dtype=float32 (or float64) to make it differentiable."
+            )
+        self.data: np.ndarray = array
+        self.requires_grad: bool = bool(requires_grad)
+        self._grad: np.ndarray | None = None
+        self._grad_count: float = 0.0
+        self._ctx: Function | None = None
+        self._retains_grad = False
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, ctx: Function | None) -> Tensor:
+        """A tensor produced by an op: no validation, this is the hot path."""
+        out = object.__new__(Tensor)
+        out.data = data
+        out.requires_grad = ctx is not None
+        out._grad = None
+        out._grad_count = 0.0
+        out._ctx = ctx
+        out._retains_grad = False
+        return out
+
+    # ---- array-like properties -------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors no recorded op produced (inputs and parameters)."""
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied), as ``torch.Tensor.numpy``."""
+        return self.data
+
+    def item(self) -> float | int | bool:
+        """The single value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; this one has shape "
+                             f"{self.shape}")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory, never requires grad)."""
+        return Tensor._from_op(self.data, None)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extras = ""
+        if self.data.dtype != dtypes.get_default_dtype():
+            extras += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extras += ", requires_grad=True"
+        return f"tensor({body}{extras})"
+
+    # ---- gradients -------------------------------------------------------------------
+    @property
+    def grad(self) -> np.ndarray | None:
+        """The gradient accumulated here by backward passes since it was last cleared."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is None:
+            self._grad = None
+            self._grad_count = 0.0  # clearing the gradient starts a new accumulation
+            return
+        array = np.asarray(getattr(value, "data", value), dtype=self.data.dtype)
+        if array.shape != self.data.shape:
+            raise ShapeError(f"grad of shape {array.shape} assigned to a tensor of shape "
+                             f"{self.shape}")
+        self._grad = array
+
+    @property
+    def grad_count(self) -> float:
+        """Examples (or their total weight) accumulated into ``.grad`` since it was cleared.
+
+        0 when no batch reduction contributed: the gradient is plain calculus.
+        """
+        return self._grad_count
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward (e.g. to inspect dZ)."""
+        if not self.requires_grad:
+            raise GraphError("retain_grad() on a tensor that does not require grad")
+        if self._ctx is not None:
+            self._retains_grad = True
+
+    def backward(self, grad: ArrayLike = None, retain_graph: bool = False) -> None:
+        """Backpropagate from this tensor into every leaf that requires grad.
+
+        ``grad`` is needed unless this tensor has one element. Leaf gradients
+        accumulate until cleared; the graph is freed unless ``retain_graph=True``.
+        """
+        run_backward(self, grad, retain_graph)
+
+    # ---- operators (the maths is in minidl.ops) ---------------------------------------
+    def _lift(self, other: ArrayLike) -> Tensor:
+        """``other`` as a constant tensor; a Python number takes this tensor's dtype."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float, bool)) and self.data.dtype.kind == "f":
+            return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
+        return Tensor(other)
+
+    def __add__(self, other: ArrayLike) -> Tensor:
+        return _ops.add(self, self._lift(other))
+
+    def __radd__(self, other: ArrayLike) -> Tensor:
+        return _ops.add(self._lift(other), self)
+
+    def __sub__(self, other: ArrayLike) -> Tensor:
+        return _ops.sub(self, self._lift(other))
+
+    def __rsub__(self, other: ArrayLike) -> Tensor:
+        return _ops.sub(self._lift(other), self)
+
+    def __mul__(self, other: ArrayLike) -> Tensor:
+        return _ops.mul(self, self._lift(other))
+
+    def __rmul__(self, other: ArrayLike) -> Tensor:
+        return _ops.mul(self._lift(other), self)
+
+    def __truediv__(self, other: ArrayLike) -> Tensor:
+        return _ops.div(self, self._lift(other))
+
+    def __rtruediv__(self, other: ArrayLike) -> Tensor:
+        return _ops.div(self._lift(other), self)
+
+    def __pow__(self, other: ArrayLike) -> Tensor:
+        return _ops.pow(self, self._lift(other))
+
+    def __rpow__(self, other: ArrayLike) -> Tensor:
+        return _ops.pow(self._lift(other), self)
+
+    def __matmul__(self, other: ArrayLike) -> Tensor:
+        return _ops.matmul(self, self._lift(other))
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return _ops.matmul(self._lift(other), self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.neg(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    # Comparisons give bool tensors outside the graph (masks for where, accuracy).
+    def __lt__(self, other: ArrayLike) -> Tensor:
+        return Tensor(self.data < self._lift(other).data)
+
+    def __le__(self, other: ArrayLike) -> Tensor:
+        return Tensor(self.data <= self._lift(other).data)
+
+    def __gt__(self, other: ArrayLike) -> Tensor:
+        return Tensor(self.data > self._lift(other).data)
+
+    def __ge__(self, other: ArrayLike) -> Tensor:
+        return Tensor(self.data >= self._lift(other).data)
+
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+        return Tensor(self.data == self._lift(other).data)
+
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+        return Tensor(self.data != self._lift(other).data)
+
+    __hash__ = object.__hash__  # identity, as in torch: tensors are graph nodes
+
+    # ---- methods mirroring the functional ops -----------------------------------------
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def exp(self) -> Tensor:
+        return _ops.exp(self)
+
+    def log(self) -> Tensor:
+        return _ops.log(self)
+
+    def tanh(self) -> Tensor:
+        return _ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return _ops.relu(self)
+
+    def abs(self) -> Tensor:
+        return _ops.abs(self)
+
+    def sqrt(self) -> Tensor:
+        return _ops.sqrt(self)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self, None)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """This tensor in another dtype; gradients flow back in the original dtype."""
+        return _ops.cast(self, dtype)
+
+
+def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Build a tensor, as ``torch.tensor``.
+
+    A floating ndarray keeps its dtype, Python numbers and lists take the default
+    dtype (float32), integer arrays stay integer (class labels), ``dtype=`` overrides.
+
+    >>> import numpy as np, minidl as mdl
+    >>> mdl.tensor([1, 2]).dtype, mdl.tensor(np.arange(3)).dtype
+    (dtype('float32'), dtype('int64'))
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+from minidl import ops as _ops  # noqa: E402  (ops import Tensor; bound after the class)

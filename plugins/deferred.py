@@ -1,0 +1,39 @@
+"""deferred-1/m, Andrew Ng's course: dZ = A - Y, then dW = (1/m) dZ A^T, db = (1/m) sum dZ.
+
+The reported cost is the mean; backward starts at the losses with dJ/dl_i = 1, so
+dZ and dA carry no 1/m; each leaf gets its raw sum divided by N, the examples
+accumulated into it since its gradient was cleared. So ``.grad`` is always the
+exact mean over everything accumulated, even over uneven micro-batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl import StrategyInfo, hookimpl
+
+
+@hookimpl
+def minidl_strategy_info() -> StrategyInfo:
+    return StrategyInfo(name="deferred", aliases=("deferred-1/m",),
+                        description="mean cost; dZ = A - Y; 1/N applied to dW, db at the leaves")
+
+
+@hookimpl
+def minidl_cost_scale(count: float) -> float:
+    return 1.0 / count
+
+
+@hookimpl
+def minidl_loss_grad_scale() -> float:
+    return 1.0
+
+
+@hookimpl
+def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray,
+                     new_count: float) -> np.ndarray:
+    if grad is None:
+        return new_grad / new_count
+    # The running mean over count + new_count examples; a count of 0 means grad holds
+    # plain calculus (no batch reduction), which is kept as it is.
+    return (grad * count + new_grad) / (count + new_count) if count else grad + new_grad / new_count
