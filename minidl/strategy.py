@@ -193,7 +193,9 @@ def _build_strategy(pm: PluginManager, spec: str, options: dict[str, Any]) -> St
     try:
         validated = info.options.model_validate(options)
     except ValidationError as err:
-        raise ValueError(f"invalid options for strategy {info.name!r}: {err}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']} "
+                             f"(got {e.get('input')!r})" for e in err.errors())
+        raise ValueError(f"invalid options for strategy {info.name!r}: {problems}") from None
     return Strategy(pm, plugin, info, validated)
 
 

@@ -1,0 +1,9 @@
+"""The ``minidl`` command line: ``train``, ``config``, ``plugins``.
+
+Exit codes: 0 success, 1 a failure while running (e.g. a NaN loss), 2 bad usage
+or config (one clear message, never a traceback).
+"""
+
+from minidl.cli.main import main
+
+__all__ = ["main"]
