@@ -38,7 +38,7 @@ class PluginManager(pluggy.PluginManager):
     """minidl's plugin manager: hookspecs added, built-ins and entry points loaded.
 
     >>> from minidl.pluginmanager import PluginManager
-    >>> sorted(PluginManager().strategy_plugins())
+    >>> sorted(PluginManager(autoload=False).strategy_plugins())
     ['minidl.plugins.absorbed', 'minidl.plugins.deferred', 'minidl.plugins.sum']
     """
 
