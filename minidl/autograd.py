@@ -194,13 +194,19 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     Iterative depth-first search: a 10,000-op chain must not hit the recursion limit.
     """
     order: list[Tensor] = []
-    visited: set[int] = {id(root)}
+    visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
         if children_done:
             order.append(node)
             continue
+        # Mark a node when it is expanded, not when it is pushed: every consumer of a node
+        # must finish after it (so, reversed, backward reaches the node only once all its
+        # consumers have sent their gradient), including a consumer met after the push.
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         stack.append((node, True))
         fn = node._ctx
         if fn is None:
@@ -213,7 +219,6 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             )
         for parent, needs in zip(fn.parents, fn.needs_input_grad):
             if needs and id(parent) not in visited:
-                visited.add(id(parent))
                 stack.append((parent, False))
     order.reverse()
     return order
