@@ -26,10 +26,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     from minidl.cli import plugins as plugins_cmd
+    from minidl.cli import train as train_cmd
 
     parser = _Parser(prog="minidl", description="minidl: where does the 1/m go?")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+    train_cmd.add_parser(commands)
     plugins_cmd.add_parser(commands)
     return parser
 

@@ -1,0 +1,99 @@
+"""``minidl train`` and ``minidl config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from minidl.cli.main import RunFailure, UsageError
+from minidl.config import ConfigError, config_to_toml, load_config
+from minidl.data import DataError
+from minidl.errors import GradientNotNormalizedError, PluginError
+from minidl.strategy import UnknownStrategyError
+from minidl.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    overrides = list(args.set or [])
+    if getattr(args, "strategy", None):
+        overrides.append(f"normalization.strategy={args.strategy}")
+    try:
+        return load_config(args.config, overrides)
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    quiet = args.quiet or args.json
+    try:
+        if args.resume:
+            if args.config or args.set or args.strategy:
+                raise UsageError("--resume continues a run with its own saved config; "
+                                 "drop CONFIG, --set and --strategy")
+            trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
+        else:
+            trainer = Trainer(_config_from_args(args), quiet=quiet)
+    except (DataError, PluginError, UnknownStrategyError, FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    try:
+        final = trainer.fit()
+    except (TrainingDiverged, GradientNotNormalizedError) as err:
+        raise RunFailure(str(err)) from None
+    except KeyboardInterrupt:
+        if trainer.output_dir and trainer.epoch:
+            print(f"interrupted; the last checkpoint is loadable: minidl train --resume "
+                  f"{trainer.output_dir / CHECKPOINT_NAME}", file=sys.stderr)
+        raise
+    if args.json:
+        final["output"] = str(trainer.output_dir) if trainer.output_dir else None
+        print(json.dumps(final))
+        return 0
+    _print_summary(final, trainer)
+    return 0
+
+
+def _print_summary(final: dict[str, Any], trainer: Trainer) -> None:
+    parts = [f"train accuracy {final['train_accuracy']:.4f}" if "train_accuracy" in final
+             else "", f"train loss {final['train_loss']:.4f}"]
+    if "val_loss" in final:
+        if "val_accuracy" in final:
+            parts.append(f"val accuracy {final['val_accuracy']:.4f}")
+        parts.append(f"val loss {final['val_loss']:.4f}")
+    print(f"{', '.join(p for p in parts if p)}  "
+          f"({final['epochs']} epochs, {final['steps']} steps, strategy {final['strategy']!r})")
+    if trainer.output_dir:
+        print(f"model, config and metrics in {trainer.output_dir}/")
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(config_to_toml(_config_from_args(args)), end="")
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    train = commands.add_parser(
+        "train", help="train a model from a config (the planar net by default)",
+        description="Train the model a config describes. With no CONFIG: Andrew Ng's planar "
+        "2-4-1 network, full batch, 10,000 steps, strategy deferred.")
+    train.add_argument("config", nargs="?", type=Path, metavar="CONFIG",
+                       help="a .toml, .yaml or .json config (every field has a default)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a field, e.g. --set train.epochs=50 (repeatable)")
+    train.add_argument("--strategy", metavar="NAME", help="normalization strategy "
+                       "(same as --set normalization.strategy=NAME)")
+    train.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--resume", type=Path, metavar="PATH",
+                       help="continue from a checkpoint.npz to the same final weights")
+    train.set_defaults(run=_train)
+
+    config = commands.add_parser("config", help="print the full config (defaults) as TOML",
+                                 description="Print the resolved config as TOML: the defaults, "
+                                 "or CONFIG with --set overrides applied.")
+    config.add_argument("config", nargs="?", type=Path, metavar="CONFIG")
+    config.add_argument("--set", action="append", metavar="KEY=VALUE")
+    config.add_argument("--strategy", metavar="NAME")
+    config.set_defaults(run=_config)

@@ -1,0 +1,218 @@
+"""``Trainer``: epochs of (accumulated) mini-batches, metrics, hooks and checkpoints.
+
+Every random draw comes from generators spawned from ``train.seed``, so the same
+config gives bit-identical weights, and a checkpoint holds their states, so
+``resume`` reaches the same final weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minidl import io, nn
+from minidl.autograd import no_grad
+from minidl.builders import Data, build_data, build_model, build_optimizer
+from minidl.config import Config, config_to_toml
+from minidl.data import DataLoader, Dataset
+from minidl.errors import MinidlError
+from minidl.ops import batch_reduce
+from minidl.pluginmanager import get_plugin_manager
+from minidl.tensor import Tensor
+
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+class TrainingDiverged(MinidlError, FloatingPointError):
+    """The loss became NaN or infinite; the message says when."""
+
+
+class Trainer:
+    """Train the MLP a ``Config`` describes.
+
+    >>> from minidl.config import load_config
+    >>> trainer = Trainer(load_config(overrides=["train.epochs=500", "output.dir="]))
+    >>> final = trainer.fit()
+    >>> final["train_accuracy"] > 0.8
+    True
+    """
+
+    def __init__(self, config: Config, quiet: bool = True) -> None:
+        self.config, self.quiet = config, quiet
+        self.pm = get_plugin_manager()
+        for plugin in config.plugins:
+            self.pm.import_plugin(plugin)
+        self.strategy = config.normalization.resolve()
+        split_rng, init_rng, shuffle_rng, dropout_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(config.train.seed).spawn(4))
+        self.data: Data = build_data(config.data, config.loss.name, config.model.outputs,
+                                     split_rng)
+        self.dtype = np.dtype(config.train.dtype)
+        self.model = build_model(config.model, self.data.features, self.data.task.outputs,
+                                 init_rng, dropout_rng, self.dtype)
+        self.optimizer = build_optimizer(config.optimizer, list(self.model.parameters()))
+        self.loader = DataLoader(self.data.train, batch_size=config.train.batch_size,
+                                 shuffle=config.train.shuffle, dtype=self.dtype)
+        self.loader.generator = shuffle_rng
+        self.dropout_rng = dropout_rng
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.output_dir = Path(config.output.dir) if config.output.dir else None
+
+    # ---- the loop ----------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train until ``train.epochs`` (or a plugin stops it); return the final metrics."""
+        epochs = self.config.train.epochs
+        every = self.config.output.checkpoint_every or max(1, epochs // 10)
+        hook = self.pm.hook
+        hook.minidl_train_start(trainer=self)
+        bar = self._progress_bar(epochs)
+        try:
+            while self.epoch < epochs:
+                metrics = self._run_epoch()
+                self.epoch += 1
+                metrics["epoch"] = self.epoch
+                self.history.append(metrics)
+                if self.output_dir and (self.epoch % every == 0 or self.epoch == epochs):
+                    self.save_checkpoint(self.output_dir / CHECKPOINT_NAME)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", refresh=False)
+                if any(hook.minidl_epoch_end(trainer=self, epoch=self.epoch, metrics=metrics)):
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        hook.minidl_train_end(trainer=self, history=self.history)
+        final = self.final_metrics()
+        if self.output_dir:
+            self.write_outputs(final)
+        return final
+
+    def _run_epoch(self) -> dict[str, float]:
+        self.model.train()
+        accumulate = self.config.train.accumulate
+        loss_sum = correct = seen = 0.0
+        pending: list[float] = []
+        for x, y in self.loader:
+            logits = self.model(x)
+            losses = self.data.task.loss(logits, y, reduction="none")
+            cost = batch_reduce(losses, strategy=self.strategy)
+            if not np.isfinite(cost.data):
+                raise TrainingDiverged(
+                    f"the loss became {float(cost.data)} at epoch {self.epoch + 1}, step "
+                    f"{self.step + 1}; lower optimizer.lr or use train.dtype = \"float64\"")
+            cost.backward()
+            pending.append(float(cost.data))
+            loss_sum += float(losses.data.sum())
+            accuracy = self.data.task.accuracy(logits.data, y.data)
+            correct += (accuracy or 0.0) * len(y)
+            seen += len(y)
+            if len(pending) == accumulate:
+                self._optimizer_step(pending)
+                pending = []
+        if pending:  # the last, short group of micro-batches
+            self._optimizer_step(pending)
+        metrics = {"train_loss": loss_sum / seen}
+        if self.data.task.kind != "regression":
+            metrics["train_accuracy"] = correct / seen
+        if self.data.val is not None:
+            metrics.update(self.evaluate(self.data.val, prefix="val_"))
+        return metrics
+
+    def _optimizer_step(self, costs: list[float]) -> None:
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.step += 1
+        self.pm.hook.minidl_step_end(trainer=self, step=self.step, loss=sum(costs) / len(costs))
+
+    def evaluate(self, dataset: Dataset, prefix: str = "") -> dict[str, float]:
+        """Mean per-example loss and accuracy on ``dataset`` (eval mode, no graph)."""
+        self.model.eval()
+        with no_grad():
+            x = Tensor(dataset.features.astype(self.dtype))
+            y = dataset.targets
+            y_tensor = Tensor(y.astype(self.dtype) if y.dtype.kind == "f" else y)
+            logits = self.model(x)
+            losses = self.data.task.loss(logits, y_tensor, reduction="none")
+        self.model.train()
+        result = {f"{prefix}loss": float(losses.data.astype(np.float64).mean())}
+        accuracy = self.data.task.accuracy(logits.data, y)
+        if accuracy is not None:
+            result[f"{prefix}accuracy"] = accuracy
+        return result
+
+    def final_metrics(self) -> dict[str, Any]:
+        final: dict[str, Any] = {"strategy": self.strategy.name, "epochs": self.epoch,
+                                 "steps": self.step}
+        final.update(self.evaluate(self.data.train, prefix="train_"))
+        if self.data.val is not None:
+            final.update(self.evaluate(self.data.val, prefix="val_"))
+        return final
+
+    def _progress_bar(self, epochs: int) -> Any:
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=epochs, initial=self.epoch, unit="epoch", file=sys.stderr,
+                    desc=f"training ({self.strategy.name})", mininterval=0.2)
+
+    # ---- files -------------------------------------------------------------------------
+    def _generators(self) -> list[np.random.Generator]:
+        dropouts = [m.generator for _, m in self.model.named_modules()
+                    if isinstance(m, nn.Dropout)]
+        return [self.loader.generator, self.dropout_rng, *dropouts]
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Weights, optimizer state, config, epoch and RNG states, written atomically."""
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        optimizer_state = self.optimizer.state_dict()
+        for index, state in enumerate(optimizer_state["state"]):
+            for key, value in state.items():
+                arrays[f"optimizer/{index}/{key}"] = np.asarray(value)
+        meta = {
+            "format": 1,
+            "config": self.config.model_dump(mode="json"),
+            "epoch": self.epoch, "step": self.step, "history": self.history,
+            "optimizer": {"lr": optimizer_state["lr"], "steps": optimizer_state["steps"]},
+            "rng": [g.bit_generator.state for g in self._generators()],
+        }
+        io.save_arrays(path, arrays, meta)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, quiet: bool = True) -> Trainer:
+        """A trainer restored from ``save_checkpoint``, ready to continue ``fit()``."""
+        arrays, meta = io.load_arrays(path)
+        if meta.get("format") != 1:
+            raise ValueError(f"{path} is not a minidl training checkpoint")
+        trainer = cls(Config.model_validate(meta["config"]), quiet=quiet)
+        trainer.model.load_state_dict({k.removeprefix("model/"): v for k, v in arrays.items()
+                                       if k.startswith("model/")})
+        states: list[dict[str, Any]] = [{} for _ in trainer.optimizer.params]
+        for key, value in arrays.items():
+            if key.startswith("optimizer/"):
+                _, index, name = key.split("/", 2)
+                states[int(index)][name] = value
+        trainer.optimizer.load_state_dict({**meta["optimizer"], "state": states})
+        for generator, state in zip(trainer._generators(), meta["rng"]):
+            generator.bit_generator.state = state
+        trainer.epoch, trainer.step = meta["epoch"], meta["step"]
+        trainer.history = meta["history"]
+        return trainer
+
+    def write_outputs(self, final: dict[str, Any]) -> None:
+        """The final model, the resolved config and the metrics, each written atomically."""
+        if self.output_dir is None:
+            return
+        io.save_arrays(self.output_dir / "model.npz", self.model.state_dict(),
+                       {"task": self.data.task.kind, "scaling": self.data.scaling})
+        io.atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.config))
+        columns = sorted({key for row in self.history for key in row})
+        history = {key: [row.get(key) for row in self.history] for key in columns}
+        io.atomic_write_json(self.output_dir / "metrics.json",
+                             {"final": final, "history": history})
