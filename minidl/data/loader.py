@@ -54,7 +54,9 @@ class DataLoader:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.dataset, self.shuffle, self.drop_last = dataset, shuffle, drop_last
-        self.batch_size = batch_size or len(dataset)
+        # max(.., 1): a full-batch loader over an empty dataset (e.g. the validation
+        # half of train_val_split(ds, 0.0)) yields no batches instead of dividing by 0.
+        self.batch_size = batch_size if batch_size is not None else max(len(dataset), 1)
         self.generator = np.random.default_rng(seed)
         self.dtype = np.dtype(dtype)
 

@@ -42,7 +42,7 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         if "m" not in state:
             state["m"], state["v"], state["t"] = np.zeros_like(grad), np.zeros_like(grad), 0
-        state["t"] += 1
+        state["t"] = int(state["t"]) + 1  # a Python int even if reloaded as a 0-d array
         m, v, t = state["m"], state["v"], state["t"]
         m *= beta1
         m += (1 - beta1) * grad

@@ -77,14 +77,20 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters, step count and per-parameter state (arrays copied)."""
         return {"lr": self.lr, "steps": self.steps,
-                "state": [{k: np.copy(v) for k, v in s.items()} for s in self.state]}
+                "state": [{k: _copy(v) for k, v in s.items()} for s in self.state]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["state"]) != len(self.params):
             raise ValueError(f"optimizer state has {len(state['state'])} parameters, this "
                              f"optimizer has {len(self.params)}")
         self.lr, self.steps = float(state["lr"]), int(state["steps"])
-        self.state = [{k: np.array(v) for k, v in s.items()} for s in state["state"]]
+        self.state = [{k: _copy(v) for k, v in s.items()} for s in state["state"]]
+
+
+def _copy(value: Any) -> Any:
+    """Arrays copied, Python scalars (Adam's step ``t``) kept as they are: a 0-d array
+    there would change numpy's dtype promotion and so the float32 updates after a reload."""
+    return np.array(value) if isinstance(value, np.ndarray) else value
 
 
 def _check_hyper(name: str, value: Any, minimum: float | None = None,
