@@ -105,7 +105,7 @@ def test_resume_reaches_the_same_final_weights_as_an_uninterrupted_run(tmp_path)
 
 def test_outputs_hold_the_model_the_resolved_config_and_metrics(tmp_path):
     import json
-    import tomllib
+    from minidl.config import tomllib
 
     config = load_config(overrides=["train.epochs=20", f"output.dir={tmp_path}",
                                     "data.val_fraction=0.2"])
