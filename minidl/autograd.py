@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
+from minidl.dtypes import accurate_sum
 from minidl.errors import AnomalyError, GraphError, ShapeError
 
 if TYPE_CHECKING:
@@ -175,16 +176,15 @@ class Function:
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op_name: str) -> np.ndarray:
     """Sum ``grad`` over the axes broadcasting added, so it has ``shape``."""
     extra = grad.ndim - len(shape)
-    if extra < 0:
+    # Each trailing axis must match or be 1 in the input (a broadcast axis); comparing only
+    # sizes would let a transposed (3, 2) gradient pass as (2, 3).
+    if extra < 0 or any(size not in (1, g) for g, size in zip(grad.shape[extra:], shape)):
         raise ShapeError(f"{op_name} backward returned grad of shape {grad.shape} for an input "
                          f"of shape {shape}")
     axes = tuple(range(extra)) + tuple(
         extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1
     )
-    summed = grad.sum(axis=axes) if axes else grad
-    if summed.size != int(np.prod(shape)):
-        raise ShapeError(f"{op_name} backward returned grad of shape {grad.shape} for an input "
-                         f"of shape {shape}")
+    summed = accurate_sum(grad, axis=axes) if axes else grad
     return summed.reshape(shape)
 
 
@@ -283,7 +283,11 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
     leaves: list[Tensor] = []
     handed_to_leaves: set[int] = set()
     for node in order:
-        g = grads.pop(id(node))
+        g = grads.pop(id(node), None)
+        if g is None:  # every consumer returned None for it (a zero gradient, as in torch)
+            if node._ctx is not None and not retain_graph:
+                node._ctx.release()
+            continue
         if node._retains_grad:
             retained = g.astype(node.data.dtype)  # a copy: the pass goes on using g
             node._grad = retained if node._grad is None else node._grad + retained
@@ -299,6 +303,10 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         op_name = type(fn).__name__
+        if len(input_grads) != len(fn.parents):
+            raise GraphError(f"{op_name}.backward returned {len(input_grads)} gradient(s) for "
+                             f"{len(fn.parents)} input(s); return one per input (None where "
+                             "needs_input_grad is False)")
         for i, (parent, needs, pg) in enumerate(zip(fn.parents, fn.needs_input_grad,
                                                       input_grads)):
             if not needs or pg is None:

@@ -59,3 +59,18 @@ def check_supported(array: np.ndarray, given: Any) -> None:
         )
     if array.dtype.kind == "f" and array.dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype {array.dtype} is not supported; use float16, float32 or float64")
+
+
+def accumulator(dtype: np.dtype) -> np.dtype:
+    """The dtype sums of ``dtype`` accumulate in: float32 for float16, as torch does."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def accurate_sum(array: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """``array.sum``, but float16 accumulates in float32 (see ``accumulator``).
+
+    numpy adds float16 rows one at a time along a non-contiguous axis, so a bias
+    gradient summed over 65,536 examples keeps only the first few thousand.
+    """
+    total = array.sum(axis=axis, keepdims=keepdims, dtype=accumulator(array.dtype))
+    return total.astype(array.dtype, copy=False)

@@ -285,7 +285,9 @@ class Tensor:
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def transpose(self, *axes: Any) -> Tensor:
-        return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = axes[0]  # x.transpose((1, 0)) or x.transpose(None); x.transpose(0) is 1-D
+        return _ops.transpose(self, axes or None)
 
     @property
     def T(self) -> Tensor:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minidl.autograd import Function
+from minidl.dtypes import accumulator
 from minidl.errors import ShapeError
 from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Tensor
@@ -37,7 +38,9 @@ class BatchReduce(Function):
         self.cost_scale = strategy.cost_scale(self.count)
         self.seed_scale = strategy.loss_grad_scale(self.count) / self.cost_scale
         self.shape, self.dtype, self.weights = losses.shape, losses.dtype, weights
-        total = losses.sum() if weights is None else (losses * weights).sum()
+        terms = losses if weights is None else losses * weights
+        # Scale before casting back: a float16 mean of large sums is finite when the sum is not.
+        total = terms.sum(dtype=accumulator(losses.dtype))
         return np.asarray(total * self.cost_scale, dtype=losses.dtype)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from minidl.autograd import Function
+from minidl.dtypes import accurate_sum
 from minidl.errors import ShapeError
 from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Tensor
@@ -57,7 +58,7 @@ class Linear(Function):
         g2 = grad.reshape(-1, grad.shape[-1])
         grad_x = grad @ self.weight if needs_x else None
         grad_w = g2.T @ x2 if needs_w else None
-        grad_b = g2.sum(axis=0) if needs_b else None
+        grad_b = accurate_sum(g2, axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
 
 

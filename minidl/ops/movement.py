@@ -91,9 +91,11 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
     """Permute axes (reverse them by default), as ``np.transpose``."""
     a = as_tensor(a)
     if axes is not None:
-        axes = tuple(int(ax) % max(a.ndim, 1) for ax in axes)
+        given = tuple(int(ax) for ax in axes)
+        # Only -ndim..ndim-1 wrap around (as numpy); 2 on a 2-D tensor is an error, not 0.
+        axes = tuple(ax % a.ndim if -a.ndim <= ax < a.ndim else ax for ax in given)
         if sorted(axes) != list(range(a.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of the "
+            raise ValueError(f"transpose: axes {given} are not a permutation of the "
                              f"{a.ndim} axes of a tensor of shape {a.shape}")
     return Transpose.apply(a, axes=axes)
 

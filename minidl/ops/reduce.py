@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from minidl.autograd import Function
+from minidl.dtypes import accurate_sum
 from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Tensor
 
@@ -33,7 +34,7 @@ def _keep_reduced_axes(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) 
 class Sum(Function):
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        return a.sum(axis=axes, keepdims=keepdims)
+        return accurate_sum(a, axis=axes, keepdims=keepdims)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         grad = _keep_reduced_axes(grad, self.axes, self.keepdims)
