@@ -25,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from minidl.cli import compare as compare_cmd
     from minidl.cli import plugins as plugins_cmd
     from minidl.cli import train as train_cmd
 
@@ -32,6 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     train_cmd.add_parser(commands)
+    compare_cmd.add_parser(commands)
     plugins_cmd.add_parser(commands)
     return parser
 

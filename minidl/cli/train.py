@@ -16,7 +16,8 @@ from minidl.strategy import UnknownStrategyError
 from minidl.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
+def load_args_config(args: argparse.Namespace) -> Any:
+    """The config from CONFIG, --set and --strategy; a bad one is a UsageError."""
     overrides = list(args.set or [])
     if getattr(args, "strategy", None):
         overrides.append(f"normalization.strategy={args.strategy}")
@@ -35,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
                                  "drop CONFIG, --set and --strategy")
             trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
         else:
-            trainer = Trainer(_config_from_args(args), quiet=quiet)
+            trainer = Trainer(load_args_config(args), quiet=quiet)
     except (DataError, PluginError, UnknownStrategyError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     try:
@@ -69,7 +70,7 @@ def _print_summary(final: dict[str, Any], trainer: Trainer) -> None:
 
 
 def _config(args: argparse.Namespace) -> int:
-    print(config_to_toml(_config_from_args(args)), end="")
+    print(config_to_toml(load_args_config(args)), end="")
     return 0
 
 

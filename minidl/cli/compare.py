@@ -1,0 +1,79 @@
+"""``minidl compare``: the strategies side by side on the same network and batch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from minidl.cli.main import UsageError
+from minidl.cli.train import load_args_config
+from minidl.errors import PluginError
+from minidl.strategy import UnknownStrategyError
+
+DTYPES = ("float16", "float32", "float64")
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _parse(args: argparse.Namespace) -> dict[str, Any]:
+    dtypes = _list(args.dtypes)
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown or not dtypes:
+        raise UsageError(f"--dtypes: unknown {unknown}; allowed: {', '.join(DTYPES)}")
+    try:
+        sizes = [int(size) for size in _list(args.batch_sizes)]
+    except ValueError:
+        raise UsageError(f"--batch-sizes takes integers, e.g. 64,1024; got {args.batch_sizes!r}")
+    if not sizes or min(sizes) < 2:
+        raise UsageError("--batch-sizes must be integers >= 2")
+    if args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    return {"dtypes": dtypes, "batch_sizes": sizes, "steps": args.steps,
+            "strategies": _list(args.strategies) if args.strategies else None}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from minidl.compare import compare
+    from minidl.compare.report import render
+
+    options = _parse(args)
+    if args.plot:  # fail before the work, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot needs matplotlib: pip install 'minidl[plot]'") from None
+    config = load_args_config(args)
+    try:
+        result = compare(config, **options)
+    except (UnknownStrategyError, PluginError) as err:
+        raise UsageError(str(err)) from None
+    if args.plot:
+        from minidl.compare.report import plot_curves
+
+        plot_curves(result, str(args.plot))
+        result["plot"] = str(args.plot)
+    print(json.dumps(result) if args.json else render(result))
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "compare", help="every strategy on the same network and batch, measured",
+        description="Run the same network and batch under each strategy and report where "
+        "the 1/m went, whether dW and db agree, numerical stability per dtype and batch "
+        "size, gradient accumulation, and training curves.")
+    parser.add_argument("config", nargs="?", type=Path, metavar="CONFIG")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--strategies", metavar="A,B", help="default: every installed one")
+    parser.add_argument("--dtypes", default="float16,float32,float64", metavar="D,D")
+    parser.add_argument("--batch-sizes", default="64,1024,16384,65536", metavar="M,M")
+    parser.add_argument("--steps", type=int, default=200, help="training steps for the "
+                        "equivalence check and the curves")
+    parser.add_argument("--json", action="store_true", help="every number as one JSON object")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png",
+                        help="loss curves as a PNG (needs the plot extra: matplotlib)")
+    parser.set_defaults(run=_run, strategy=None)
