@@ -17,12 +17,12 @@ Axis = int | tuple[int, ...] | None
 def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)  # np.int64 too
     normalized = []
     for ax in axes:
         if not -ndim <= ax < ndim:
             raise ValueError(f"axis {ax} is out of bounds for a tensor with {ndim} dimensions")
-        normalized.append(ax % ndim)
+        normalized.append(int(ax) % ndim)
     return tuple(normalized)
 
 

@@ -1,0 +1,1 @@
+"""Shared test helpers: ``check_op`` (every op) and hypothesis strategies."""
