@@ -41,11 +41,14 @@ class _ModeSwitch:
     _var: ContextVar[bool]
     _value: bool
 
+    def __init__(self) -> None:
+        self._tokens: list[Any] = []  # a stack, so one instance may be entered re-entrantly
+
     def __enter__(self) -> None:
-        self._token = self._var.set(self._value)
+        self._tokens.append(self._var.set(self._value))
 
     def __exit__(self, *exc_info: object) -> None:
-        self._var.reset(self._token)
+        self._var.reset(self._tokens.pop())
 
     def __call__(self, func: F) -> F:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -160,6 +163,8 @@ class Function:
         except ValueError as err:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ShapeError(f"{cls.__name__}: {err} (input shapes: {shapes})") from None
+        if type(out) is not np.ndarray:  # numpy returns scalars for full reductions
+            out = np.asarray(out)
         if _anomaly_enabled.get():
             _check_finite(out, f"{cls.__name__} forward")
         if track:
@@ -293,8 +298,8 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             node._grad = retained if node._grad is None else node._grad + retained
         fn = node._ctx
         if fn is None:
-            if id(g) in handed_to_leaves or g.base is not None:
-                g = g.copy()  # each .grad owns its memory: users may change it in place
+            if id(g) in handed_to_leaves or g.base is not None or type(g) is not np.ndarray:
+                g = np.array(g)  # each .grad is an array that owns its memory
             handed_to_leaves.add(id(g))
             _write_leaf_grad(node, g, strategy, count)
             leaves.append(node)

@@ -118,7 +118,7 @@ def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = 
         raise ShapeError(f"binary_cross_entropy_with_logits: logits have shape {logits.shape} "
                          f"but target has shape {target.shape}; they must match")
     _check_batch("binary_cross_entropy_with_logits", logits, target)
-    if target.dtype != logits.dtype:
+    if target.dtype != logits.dtype and not target.requires_grad:
         target = Tensor._from_op(target.data.astype(logits.dtype), None)
     losses = BinaryCrossEntropyWithLogits.apply(logits, target)
     return _reduce(losses, reduction, sample_weight, mask, strategy)
@@ -138,6 +138,8 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "batch", sample_weig
         raise ShapeError(f"mse_loss: prediction has shape {prediction.shape} but target has "
                          f"shape {target.shape}; they must match")
     _check_batch("mse_loss", prediction, target)
+    if target.dtype != prediction.dtype and not target.requires_grad:
+        target = Tensor._from_op(target.data.astype(prediction.dtype), None)  # as the BCE does
     diff = prediction - target
     squared = diff * diff
     if squared.ndim > 1:

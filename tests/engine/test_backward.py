@@ -297,3 +297,34 @@ def test_detach_cuts_the_graph() -> None:
     y = x * x
     (y.detach() * x).sum().backward()
     np.testing.assert_allclose(x.grad, y.data)
+
+
+def test_gradients_and_results_of_full_reductions_are_arrays_not_scalars():
+    x = mdl.tensor(3.0, requires_grad=True)
+    y = (x * x).sum()
+    assert type(y.data) is np.ndarray and y.data.shape == ()
+    y.backward()
+    assert type(x.grad) is np.ndarray
+    x.grad[...] = 0.0  # users may change .grad in place
+    assert x.grad == 0.0
+
+
+def test_one_no_grad_instance_can_be_entered_twice():
+    guard = mdl.no_grad()
+    with guard:
+        with guard:
+            assert not mdl.is_grad_enabled()
+        assert not mdl.is_grad_enabled()
+    assert mdl.is_grad_enabled()
+
+
+def test_truth_value_is_defined_for_one_element_only():
+    assert bool(mdl.tensor([2.0])) and not bool(mdl.tensor(0.0))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(mdl.tensor([1.0, 2.0]))
+
+
+def test_mse_loss_keeps_the_prediction_dtype_for_a_float64_target():
+    prediction = mdl.tensor(np.ones((4, 2), dtype=np.float32), requires_grad=True)
+    loss = mdl.nn.functional.mse_loss(prediction, np.zeros((4, 2)))
+    assert loss.dtype == np.float32
