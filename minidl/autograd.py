@@ -24,6 +24,7 @@ import numpy as np
 
 from minidl.dtypes import accurate_sum
 from minidl.errors import AnomalyError, GraphError, ShapeError
+from minidl.pluginmanager import notify_after_backward
 
 if TYPE_CHECKING:
     from minidl.tensor import Tensor
@@ -33,6 +34,10 @@ _grad_enabled: ContextVar[bool] = ContextVar("minidl_grad_enabled", default=True
 _anomaly_enabled: ContextVar[bool] = ContextVar("minidl_anomaly_enabled", default=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``minidl.tensor.Tensor``, bound by that module once the class exists (it imports this
+#: one), so ``Function.apply`` does not run an import statement for every op.
+_Tensor: Any = None
 
 
 class _ModeSwitch:
@@ -152,8 +157,6 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **options: Any) -> Tensor:
         """Run ``forward`` on the inputs' data and record the op if any input needs grad."""
-        from minidl.tensor import Tensor
-
         fn = cls()
         needs = tuple([t.requires_grad for t in inputs])
         track = True in needs and _grad_enabled.get()
@@ -169,8 +172,8 @@ class Function:
             _check_finite(out, f"{cls.__name__} forward")
         if track:
             fn.parents = inputs
-            return Tensor._from_op(out, fn)
-        return Tensor._from_op(out, None)
+            return _Tensor._from_op(out, fn)
+        return _Tensor._from_op(out, None)
 
     def release(self) -> None:
         """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
@@ -268,7 +271,7 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
                 f"{root.shape}. Reduce it first (e.g. loss.mean()) or pass backward(grad) "
                 "with a gradient of the same shape."
             )
-        seed = np.ones(root.shape, dtype=np.float64)
+        seed = None  # ones times the strategy's scale, made below in one go
     else:
         seed = np.array(getattr(grad, "data", grad), dtype=np.float64)
         if seed.shape != root.shape:
@@ -277,9 +280,11 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
 
     order = _topological_order(root)
     strategy, count, seed_scale = _pass_strategy(order)
-    if seed_scale != 1.0:
-        # The strategy seeds the pass with a factor (deferred: m), so that every branch,
-        # not just the batch reduction, is scaled by one policy.
+    # The strategy seeds the pass with a factor (deferred: m), so that every branch,
+    # not just the batch reduction, is scaled by one policy.
+    if seed is None:
+        seed = np.full(root.shape, seed_scale, dtype=np.float64)
+    elif seed_scale != 1.0:
         seed = seed * seed_scale
     if root.data.ndim > 0:
         seed = seed.astype(root.dtype)
@@ -329,8 +334,6 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             grads[key] = grads[key] + pg if key in grads else pg
         if not retain_graph:
             fn.release()
-    from minidl.pluginmanager import notify_after_backward
-
     notify_after_backward(root, leaves, strategy)
 
 

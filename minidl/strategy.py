@@ -6,6 +6,7 @@ from one test to the next; when nothing selects one, ``deferred`` is active.
 
 from __future__ import annotations
 
+import math
 import numbers
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -65,6 +66,8 @@ class Strategy:
         return f"<Strategy {self.name!r} from plugin {self.plugin_name!r}>"
 
     def _checked_scale(self, value: Any, hook: str) -> float:
+        if type(value) is float and 0.0 < value < math.inf:  # the usual case, checked cheaply
+            return value
         if (not isinstance(value, numbers.Real) or isinstance(value, bool)
                 or not np.isfinite(value) or value <= 0):
             raise PluginError(f"plugin {self.plugin_name!r} returned {value!r} from hook {hook}; "

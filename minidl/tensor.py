@@ -317,4 +317,7 @@ def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> T
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
+from minidl import autograd as _autograd  # noqa: E402
 from minidl import ops as _ops  # noqa: E402  (ops import Tensor; bound after the class)
+
+_autograd._Tensor = Tensor  # Function.apply builds its outputs with Tensor._from_op

@@ -15,6 +15,7 @@ from minidl.autograd import Function
 from minidl.dtypes import accumulator
 from minidl.errors import ShapeError
 from minidl.ops.elementwise import as_tensor
+from minidl.strategy import resolve_strategy
 from minidl.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class BatchReduce(Function):
 
 
 def _example_weights(losses: Tensor, sample_weight: Any, mask: Any) -> np.ndarray | None:
+    if sample_weight is None and mask is None:
+        return None
     weights = None
     for name, given in (("sample_weight", sample_weight), ("mask", mask)):
         if given is None:
@@ -85,8 +88,6 @@ def batch_reduce(losses: Any, sample_weight: Any = None, mask: Any = None,
     >>> mdl.batch_reduce(losses), mdl.batch_reduce(losses, strategy="sum")
     (tensor(3.), tensor(9.))
     """
-    from minidl.strategy import resolve_strategy
-
     losses = as_tensor(losses)
     if losses.size == 0:
         raise ValueError("batch_reduce: the batch is empty")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.ops.elementwise import _stable_sigmoid
+from minidl.ops.elementwise import _sigmoid_from_exp
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -23,6 +23,8 @@ def _trailing_mean(values: np.ndarray) -> np.ndarray:
     """Per-example values: the mean over every axis after the batch axis."""
     if values.ndim <= 1:
         return values
+    if values.size == values.shape[0]:  # (m, 1, ...): already one value per example
+        return values.reshape(values.shape[0])
     return values.reshape(values.shape[0], -1).mean(axis=1)
 
 
@@ -53,9 +55,11 @@ class CrossEntropy(Function):
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
         rows = np.arange(logits.shape[0])
-        log_probs = _log_softmax(logits, axis=1)
-        self.probs, self.rows, self.target = np.exp(log_probs), rows, target
-        return -log_probs[rows, target]
+        shifted = logits - logits.max(axis=1, keepdims=True)  # the largest exponent is 0
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        self.probs, self.rows, self.target = e / total, rows, target  # one exp, not two
+        return np.log(total[:, 0]) - shifted[rows, target]  # -log_softmax at the target
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray, None]:
         grad_logits = self.probs.copy()
@@ -72,13 +76,16 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.z, self.y = z, y
-        losses = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        self.e = np.exp(-np.abs(z))  # kept: backward's sigmoid reuses it
+        losses = np.maximum(z, 0) - z * y + np.log1p(self.e)
         return _trailing_mean(losses)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         needs_z, needs_y = self.needs_input_grad
         per_element = grad.reshape(grad.shape + (1,) * (self.z.ndim - grad.ndim))
-        per_element = per_element / (self.z.size // max(grad.size, 1))
-        grad_z = per_element * (_stable_sigmoid(self.z) - self.y) if needs_z else None
+        per_example = self.z.size // max(grad.size, 1)
+        if per_example != 1:
+            per_element = per_element / per_example
+        grad_z = per_element * (_sigmoid_from_exp(self.z, self.e) - self.y) if needs_z else None
         grad_y = per_element * -self.z if needs_y else None
         return grad_z, grad_y

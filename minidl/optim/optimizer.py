@@ -54,9 +54,11 @@ class Optimizer:
         if self.require_normalized:
             self._check_normalized()
         self.steps += 1
+        update = self.update
         for param, state in zip(self.params, self.state):
-            if param.grad is not None:
-                self.update(param, param.grad, state)
+            grad = param._grad  # what the .grad property returns, read once
+            if grad is not None:
+                update(param, grad, state)
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement "
@@ -64,7 +66,7 @@ class Optimizer:
 
     def _check_normalized(self) -> None:
         for index, param in enumerate(self.params):
-            if param.grad is not None and param.grad_count == 0:
+            if param._grad is not None and param._grad_count == 0:
                 raise GradientNotNormalizedError(
                     f"parameter {index} (shape {param.shape}) has a gradient that no batch "
                     "reduction produced since it was last cleared: the loss was reduced by "
