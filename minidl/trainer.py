@@ -55,8 +55,8 @@ class Trainer:
                                  init_rng, dropout_rng, self.dtype)
         self.optimizer = build_optimizer(config.optimizer, list(self.model.parameters()))
         self.loader = DataLoader(self.data.train, batch_size=config.train.batch_size,
-                                 shuffle=config.train.shuffle, dtype=self.dtype)
-        self.loader.generator = shuffle_rng
+                                 shuffle=config.train.shuffle, seed=shuffle_rng,
+                                 dtype=self.dtype)
         self.dropout_rng = dropout_rng
         self.epoch = 0
         self.step = 0

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from minidl.data.errors import DataError
+from minidl.rng import Seed, as_generator
 from minidl.tensor import Tensor
 
 
@@ -50,14 +51,14 @@ class DataLoader:
     """
 
     def __init__(self, dataset: Dataset, batch_size: int | None = None, shuffle: bool = False,
-                 drop_last: bool = False, seed: int = 0, dtype: Any = np.float32) -> None:
+                 drop_last: bool = False, seed: Seed = 0, dtype: Any = np.float32) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.dataset, self.shuffle, self.drop_last = dataset, shuffle, drop_last
         # max(.., 1): a full-batch loader over an empty dataset (e.g. the validation
         # half of train_val_split(ds, 0.0)) yields no batches instead of dividing by 0.
         self.batch_size = batch_size if batch_size is not None else max(len(dataset), 1)
-        self.generator = np.random.default_rng(seed)
+        self.generator = as_generator(seed)  # a seed or a Generator to share
         self.dtype = np.dtype(dtype)
 
     def __len__(self) -> int:

@@ -9,17 +9,10 @@ import numpy as np
 from minidl import ops
 from minidl.dtypes import as_float_dtype, get_default_dtype
 from minidl.nn.module import Module, Parameter
+from minidl.rng import Seed, as_generator
 from minidl.tensor import Tensor
 
 INITS = ("xavier", "he")
-
-Seed = np.random.Generator | int | None
-
-
-def as_generator(seed: Seed) -> np.random.Generator:
-    """A Generator from a seed, or the one given. None draws fresh OS entropy."""
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
 
 class Linear(Module):
     """y = x W^T + b with W of shape (out, in), as ``torch.nn.Linear``.
