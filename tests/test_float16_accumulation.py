@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import minidl as mdl
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the cost, not db
 def test_a_float16_bias_gradient_over_65536_examples_keeps_its_precision():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((65_536, 3))

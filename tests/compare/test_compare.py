@@ -98,6 +98,7 @@ def test_the_json_has_every_cell_of_the_tables(capsys):
     assert set(data["equivalence"]["one_batch"]) == set(names)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the point
 def test_float16_completes_where_values_overflow():
     report = compare(load_config(), strategies=["sum", "absorbed"], dtypes=("float16",),
                      batch_sizes=(131_072,), steps=2)

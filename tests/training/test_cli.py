@@ -92,6 +92,7 @@ def test_a_missing_config_file_and_a_bad_resume_path_exit_2(capsys, tmp_path):
     assert code == 2 and "no checkpoint" in err
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # diverges on purpose
 def test_a_diverging_run_exits_1_naming_epoch_and_step(capsys):
     code, _, err = _run(capsys, "train", "--quiet", "--set", "output.dir=",
                         "--set", "optimizer.lr=1e38", "--set", "train.epochs=50")
