@@ -76,7 +76,8 @@ class TestSeedNetwork:
     """
 
     @pytest.fixture(scope="class")
-    def course(self):
+    @classmethod
+    def course(cls):
         features, labels = mdl.data.planar()
         X = features.T  # (2, m): the course stores examples as columns
         Y = labels.reshape(1, -1).astype(np.float64)
