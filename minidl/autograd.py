@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
-from minidl.dtypes import accurate_sum
+from minidl.dtypes import accumulator, accurate_sum
 from minidl.errors import AnomalyError, GraphError, ShapeError
 from minidl.pluginmanager import notify_after_backward
 
@@ -111,7 +111,7 @@ def is_grad_enabled() -> bool:
 
 def _check_finite(array: np.ndarray, where: str) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
-        bad = "nan" if np.isnan(array).any() else ("inf" if (array > 0).any() else "-inf")
+        bad = "nan" if np.isnan(array).any() else ("inf" if np.isposinf(array).any() else "-inf")
         raise AnomalyError(
             f"{where} produced {bad} (first under detect_anomaly); look at this op's inputs"
         )
@@ -165,7 +165,9 @@ class Function:
             out = fn.forward(*[t.data for t in inputs], **options)
         except ValueError as err:
             shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ShapeError(f"{cls.__name__}: {err} (input shapes: {shapes})") from None
+            # numpy reports misfitting shapes as ValueError; name the op and the shapes.
+            kind = ShapeError if _about_shapes(str(err)) else type(err)
+            raise kind(f"{cls.__name__}: {err} (input shapes: {shapes})") from None
         if type(out) is not np.ndarray:  # numpy returns scalars for full reductions
             out = np.asarray(out)
         if _anomaly_enabled.get():
@@ -179,6 +181,11 @@ class Function:
         """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
         self.__dict__.clear()
         self.parents = None
+
+
+def _about_shapes(message: str) -> bool:
+    return any(word in message for word in ("shape", "broadcast", "dimension", "axis",
+                                            "size", "operand"))
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op_name: str) -> np.ndarray:
@@ -323,9 +330,11 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
                 continue
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape, op_name)
-            # A 0-d gradient stays float64: a strategy's seed may be as large as the
-            # batch, which would overflow a float16 cost before reaching the losses.
-            if pg.dtype != parent.data.dtype and pg.ndim > 0:
+            # Cast to the input's dtype, except for leaves (cast once the strategy has
+            # written them, so a float16 weight's mean comes from its float32 sum) and
+            # for 0-d gradients (a strategy's seed may be as large as the batch, which
+            # would overflow a float16 cost before reaching the losses).
+            if pg.dtype != parent.data.dtype and pg.ndim > 0 and parent._ctx is not None:
                 pg = pg.astype(parent.data.dtype)
             if anomaly:
                 _check_finite(pg, f"{op_name} backward (gradient of input {i})")
@@ -338,10 +347,34 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
 
 
 def _write_leaf_grad(leaf: Tensor, g: np.ndarray, strategy: Any, count: float) -> None:
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
+    """Add this pass's gradient to a leaf, through the strategy when one normalized it.
+
+    A leaf's ``.grad`` is a normalized part (what strategies accumulated, over
+    ``_grad_count`` examples) plus a plain-calculus part (passes with no batch
+    reduction), kept apart so a strategy's running mean never rescales plain terms.
+    """
+    dtype = leaf.data.dtype
     if strategy is None:  # no batch reduction: plain calculus
+        g = g.astype(dtype, copy=False)
+        leaf._plain_grad = g.copy() if leaf._plain_grad is None else leaf._plain_grad + g
         leaf._grad = g if leaf._grad is None else leaf._grad + g
         return
-    leaf._grad = strategy.accumulate(leaf, leaf._grad, leaf._grad_count, g, count)
+    if leaf._grad_strategy is not None and leaf._grad_strategy != strategy.key:
+        raise GraphError(
+            f"this leaf (shape {leaf.shape}) holds a gradient normalized by another strategy "
+            f"than {strategy.name!r}; clear it (zero_grad() or .grad = None) before "
+            "switching strategies"
+        )
+    work = accumulator(dtype)  # float16 leaves are accumulated in float32
+    plain = leaf._plain_grad
+    normalized = None
+    if leaf._grad_count:
+        normalized = leaf._grad if plain is None else leaf._grad - plain
+        normalized = normalized.astype(work, copy=False)
+    new = strategy.accumulate(leaf, normalized, leaf._grad_count, g.astype(work, copy=False),
+                              count)
+    if plain is not None:
+        new = new + plain
+    leaf._grad = new.astype(dtype, copy=False)
     leaf._grad_count += count
+    leaf._grad_strategy = strategy.key

@@ -67,10 +67,11 @@ def accumulator(dtype: np.dtype) -> np.dtype:
 
 
 def accurate_sum(array: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    """``array.sum``, but float16 accumulates in float32 (see ``accumulator``).
+    """``array.sum`` in the ``accumulator`` dtype: float16 sums come back as float32.
 
     numpy adds float16 rows one at a time along a non-contiguous axis, so a bias
-    gradient summed over 65,536 examples keeps only the first few thousand.
+    gradient summed over 65,536 examples would keep only the first few thousand, and
+    a sum past 65,504 would be inf before anyone could scale it. Callers cast back
+    once they have scaled (a mean) or when the value must have the input's dtype.
     """
-    total = array.sum(axis=axis, keepdims=keepdims, dtype=accumulator(array.dtype))
-    return total.astype(array.dtype, copy=False)
+    return np.asarray(array.sum(axis=axis, keepdims=keepdims, dtype=accumulator(array.dtype)))

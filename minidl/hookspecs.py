@@ -94,11 +94,16 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
     """Compute the gradient to store in a leaf (dW, db) at the end of a backward pass.
 
     Called once per leaf that requires grad, for every backward pass whose graph
-    contains a batch reduction.
+    contains a batch reduction. minidl keeps plain-calculus contributions (passes
+    with no batch reduction) apart and adds them back afterwards, so ``grad`` here
+    is only what strategies accumulated. Arrays are float32 for a float16 leaf (sums
+    over a batch pass float16's 65,504 long before a mean does); minidl casts back.
 
-    :param grad: The leaf's current ``.grad``, or None if cleared since the last step.
-    :param count: Examples already accumulated into ``grad`` (0 when ``grad`` is None
-        or holds only plain-calculus gradients).
+    :param grad: The leaf's normalized gradient so far, or None when ``count`` is 0
+        (cleared since the last step, or never normalized).
+    :param count: Examples behind ``grad``: the sum of the N of every normalized pass
+        that reached this leaf since it was cleared (a leaf missing from a pass's
+        graph does not count that pass's examples).
     :param new_grad: What this pass computed for the leaf (a fresh array you may keep).
     :param new_count: N of this pass.
     :param options: The strategy's validated options model, or None.

@@ -98,7 +98,7 @@ class Strategy:
             raise PluginError(f"plugin {self.plugin_name!r} returned {shown} from hook "
                               f"minidl_leaf_grad; it must return an array of the leaf's shape "
                               f"{leaf.data.shape}")
-        return value if value.dtype == leaf.data.dtype else value.astype(leaf.data.dtype)
+        return value
 
 
 def strategy_index(pm: PluginManager | None = None) -> dict[str, tuple[object, StrategyInfo]]:
@@ -193,6 +193,10 @@ def _build_strategy(pm: PluginManager, spec: str, options: dict[str, Any]) -> St
         if options:
             raise ValueError(f"strategy {info.name!r} takes no options; got {sorted(options)}")
         return Strategy(pm, plugin, info, None)
+    unknown = sorted(set(options) - set(info.options.model_fields))
+    if unknown:
+        raise ValueError(f"strategy {info.name!r} has no option {', '.join(map(repr, unknown))};"
+                         f" its options: {', '.join(info.options.model_fields) or 'none'}")
     try:
         validated = info.options.model_validate(options)
     except ValidationError as err:

@@ -21,6 +21,7 @@ ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of n
 
 
 def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
+    """A new array (never the caller's: as torch.tensor, building a tensor copies)."""
     if isinstance(data, Tensor):
         array = data.data
     elif isinstance(data, (np.ndarray, np.generic)):
@@ -35,9 +36,8 @@ def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
             dtype = dtypes.get_default_dtype()  # Python numbers take the default dtype
     dtypes.check_supported(array, data)
     if dtype is not None:
-        array = array.astype(dtypes.as_float_dtype(dtype) if np.dtype(dtype).kind == "f"
-                             else np.dtype(dtype), copy=False)
-    return array
+        dtype = dtypes.as_float_dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(dtype)
+    return np.array(array, dtype=dtype, copy=True)
 
 
 class Tensor:
@@ -54,8 +54,8 @@ class Tensor:
     normalization strategy it is what that strategy wrote (see ``grad_count``).
     """
 
-    __slots__ = ("data", "requires_grad", "_grad", "_grad_count", "_ctx", "_retains_grad",
-                 "__weakref__")
+    __slots__ = ("data", "requires_grad", "_grad", "_grad_count", "_plain_grad",
+                 "_grad_strategy", "_ctx", "_retains_grad", "__weakref__")
     # Make ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting over objects.
     __array_ufunc__ = None
 
@@ -69,7 +69,9 @@ class Tensor:
         self.data: np.ndarray = array
         self.requires_grad: bool = bool(requires_grad)
         self._grad: np.ndarray | None = None
-        self._grad_count: float = 0.0
+        self._grad_count: float = 0.0  # examples behind the normalized part of _grad
+        self._plain_grad: np.ndarray | None = None  # the plain-calculus part of _grad
+        self._grad_strategy: Any = None  # key of the strategy that normalized _grad
         self._ctx: Function | None = None
         self._retains_grad = False
 
@@ -81,6 +83,8 @@ class Tensor:
         out.requires_grad = ctx is not None
         out._grad = None
         out._grad_count = 0.0
+        out._plain_grad = None
+        out._grad_strategy = None
         out._ctx = ctx
         out._retains_grad = False
         return out
@@ -151,15 +155,20 @@ class Tensor:
 
     @grad.setter
     def grad(self, value: Any) -> None:
+        """Assigning keeps the example count (so clipping stays normalized); None clears."""
         if value is None:
             self._grad = None
             self._grad_count = 0.0  # clearing the gradient starts a new accumulation
+            self._plain_grad = None
+            self._grad_strategy = None
             return
-        array = np.asarray(getattr(value, "data", value), dtype=self.data.dtype)
+        array = np.array(getattr(value, "data", value), dtype=self.data.dtype)
         if array.shape != self.data.shape:
             raise ShapeError(f"grad of shape {array.shape} assigned to a tensor of shape "
                              f"{self.shape}")
         self._grad = array
+        # With no examples behind it, an assigned gradient is plain calculus.
+        self._plain_grad = array.copy() if self._grad_count == 0 else None
 
     @property
     def grad_count(self) -> float:
@@ -186,10 +195,12 @@ class Tensor:
 
     # ---- operators (the maths is in minidl.ops) ---------------------------------------
     def _lift(self, other: ArrayLike) -> Tensor:
-        """``other`` as a constant tensor; a Python number takes this tensor's dtype."""
+        """``other`` as a constant tensor. A number (Python, numpy scalar or 0-d array)
+        takes this tensor's floating dtype, as a scalar does in torch."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (int, float, bool)) and self.data.dtype.kind == "f":
+        if self.data.dtype.kind == "f" and (isinstance(other, (int, float, bool))
+                                            or np.ndim(other) == 0):
             return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
         return Tensor(other)
 

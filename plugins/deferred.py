@@ -33,18 +33,5 @@ def minidl_loss_grad_scale() -> float:
 def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray,
                      new_count: float) -> np.ndarray:
     if grad is None:
-        return _divide(new_grad, new_count)
-    if not count:  # grad holds plain calculus (no batch reduction): keep it as it is
-        return grad + _divide(new_grad, new_count)
-    # The running mean over count + new_count examples.
-    return _divide(_times(grad, count) + new_grad, count + new_count)
-
-
-def _divide(total: np.ndarray, count: float) -> np.ndarray:
-    if total.dtype.itemsize < 4:  # float16 cannot hold counts above 65504: use float32
-        return (total.astype(np.float32) / count).astype(total.dtype)
-    return total / count
-
-
-def _times(mean: np.ndarray, count: float) -> np.ndarray:
-    return mean.astype(np.float32) * count if mean.dtype.itemsize < 4 else mean * count
+        return new_grad / new_count
+    return (grad * count + new_grad) / (count + new_count)  # the running mean

@@ -72,7 +72,7 @@ def _example_weights(losses: Tensor, sample_weight: Any, mask: Any) -> np.ndarra
     if weights is not None and weights.sum() <= 0:
         raise ValueError("batch_reduce: the batch has zero total weight (every example masked "
                          "out or weighted 0), so its mean is undefined; skip this batch")
-    return None if weights is None else weights.astype(losses.dtype)
+    return weights  # float64: N must not round (or overflow) in the losses' dtype
 
 
 def batch_reduce(losses: Any, sample_weight: Any = None, mask: Any = None,

@@ -21,12 +21,20 @@ def as_tensor(x: Any) -> Tensor:
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    """Two operands as tensors; a Python number takes the other operand's dtype."""
+    """Two operands as tensors, promoted as torch does: a number, or an integer or bool
+    tensor, takes the floating operand's dtype (numpy would make int64 * float32 float64)."""
     if isinstance(a, Tensor):
-        return a, a._lift(b)
-    if isinstance(b, Tensor):
-        return b._lift(a), b
-    return tensor(a), tensor(b)
+        a, b = a, a._lift(b)
+    elif isinstance(b, Tensor):
+        a, b = b._lift(a), b
+    else:
+        a, b = tensor(a), tensor(b)
+    kind_a, kind_b = a.data.dtype.kind, b.data.dtype.kind
+    if kind_a == "f" and kind_b in "biu":
+        b = Tensor._from_op(b.data.astype(a.data.dtype), None)
+    elif kind_b == "f" and kind_a in "biu":
+        a = Tensor._from_op(a.data.astype(b.data.dtype), None)
+    return a, b
 
 
 def _stable_sigmoid(x: np.ndarray) -> np.ndarray:

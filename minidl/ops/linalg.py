@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.dtypes import accurate_sum
+from minidl.dtypes import accumulator, accurate_sum
 from minidl.errors import ShapeError
 from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Tensor
@@ -35,11 +35,11 @@ class MatMul(Function):
             g2 = np.expand_dims(g2, -1)
         grad_a = grad_b = None
         if needs_a:
-            grad_a = g2 @ np.swapaxes(b2, -1, -2)
+            grad_a = _product(g2, np.swapaxes(b2, -1, -2))
             if a.ndim == 1:
                 grad_a = grad_a[..., 0, :]
         if needs_b:
-            grad_b = np.swapaxes(a2, -1, -2) @ g2
+            grad_b = _product(np.swapaxes(a2, -1, -2), g2)
             if b.ndim == 1:
                 grad_b = grad_b[..., 0]
         return grad_a, grad_b  # batch axes are summed back by the engine
@@ -57,9 +57,18 @@ class Linear(Function):
         x2 = self.x if self.x.ndim == 2 else self.x.reshape(-1, self.x.shape[-1])
         g2 = grad if grad.ndim == 2 else grad.reshape(-1, grad.shape[-1])
         grad_x = grad @ self.weight if needs_x else None
-        grad_w = g2.T @ x2 if needs_w else None
+        grad_w = _product(g2.T, x2) if needs_w else None
         grad_b = _column_sums(g2) if needs_b else None
         return grad_x, grad_w, grad_b
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a gradient; float16 multiplies in float32 and stays there, because a
+    weight gradient sums over the batch and would pass 65,504 before a strategy's 1/N."""
+    work = accumulator(a.dtype)
+    if work != a.dtype:
+        return a.astype(work) @ b.astype(work)
+    return a @ b
 
 
 def _column_sums(g: np.ndarray) -> np.ndarray:

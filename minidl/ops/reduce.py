@@ -1,4 +1,8 @@
-"""Reductions over axes: sum and max are primitives, mean is sum times 1/n."""
+"""Reductions over axes: sum, mean and max, each forward beside its backward.
+
+Mean is a primitive, not sum times 1/n, so a float16 mean can scale its float32
+sum before casting back (the sum of 100,000 float16 ones is inf; their mean is 1).
+"""
 
 from __future__ import annotations
 
@@ -34,11 +38,23 @@ def _keep_reduced_axes(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) 
 class Sum(Function):
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        return accurate_sum(a, axis=axes, keepdims=keepdims)
+        return accurate_sum(a, axis=axes, keepdims=keepdims).astype(a.dtype, copy=False)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         grad = _keep_reduced_axes(grad, self.axes, self.keepdims)
         return np.broadcast_to(grad, self.shape)
+
+
+class Mean(Function):
+    def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
+        self.scale = 1.0 / (int(np.prod([a.shape[ax] for ax in axes])) or 1)  # (builtin max is shadowed here)
+        total = accurate_sum(a, axis=axes, keepdims=keepdims)
+        return (total * self.scale).astype(a.dtype, copy=False)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        grad = _keep_reduced_axes(grad, self.axes, self.keepdims)
+        return np.broadcast_to(grad * self.scale, self.shape)
 
 
 class Max(Function):
@@ -75,9 +91,7 @@ def mean(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     tensor(3.)
     """
     a = as_tensor(a)
-    axes = _normalize_axes(axis, a.ndim)
-    count = int(np.prod([a.shape[ax] for ax in axes])) if a.ndim else 1
-    return Sum.apply(a, axes=axes, keepdims=keepdims) * (1.0 / count)  # sum * 1/n
+    return Mean.apply(a, axes=_normalize_axes(axis, a.ndim), keepdims=keepdims)
 
 
 def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001

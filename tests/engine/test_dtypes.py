@@ -208,3 +208,19 @@ def test_requires_grad_on_a_non_float_tensor_raises(data: Any) -> None:
 def test_requires_grad_on_int_list_is_fine_it_becomes_float() -> None:
     x = mdl.tensor([1, 2], requires_grad=True)
     assert x.dtype == np.float32 and x.requires_grad
+
+
+def test_integer_tensors_and_numpy_scalars_take_the_float_operand_dtype():
+    param = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert (mdl.tensor(np.arange(3)) * param).dtype == np.float32
+    assert (param * np.array(2.0)).dtype == np.float32
+    assert (param * np.float64(2.0)).dtype == np.float32
+
+
+def test_building_a_tensor_copies_the_callers_array():
+    weights = np.ones(3, dtype=np.float32)
+    param = mdl.nn.Parameter(weights)
+    mdl.nn.functional.mse_loss(param, mdl.tensor(np.zeros(3))).backward()
+    mdl.optim.SGD([param], lr=0.5).step()
+    np.testing.assert_array_equal(weights, np.ones(3))  # the caller's array is untouched
+    assert not np.array_equal(param.data, weights)

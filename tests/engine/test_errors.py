@@ -171,3 +171,19 @@ def test_gradcheck_leaves_the_callers_tensors_alone() -> None:
     mdl.gradcheck(lambda x: x.exp(), [a])
     np.testing.assert_array_equal(a.data, before)
     assert a.dtype == np.float32 and a.grad is None
+
+
+def test_detect_anomaly_names_minus_inf_as_such():
+    with pytest.raises(mdl.AnomalyError, match="produced -inf"):
+        with mdl.detect_anomaly():
+            mdl.log(mdl.tensor([0.0, 2.0]))
+
+
+def test_a_custom_op_valueerror_is_not_relabelled_as_a_shape_error():
+    class Clip(mdl.Function):
+        def forward(self, x):
+            raise ValueError("lo must be >= 0")
+
+    with pytest.raises(ValueError, match="Clip: lo must be >= 0") as info:
+        Clip.apply(mdl.tensor([1.0]))
+    assert not isinstance(info.value, mdl.ShapeError)
