@@ -10,6 +10,7 @@ import numpy as np
 from minidl import nn, optim
 from minidl.config import DataConfig, ModelConfig, OptimizerConfig
 from minidl.data import DataError, Dataset, load_builtin, load_csv, load_npz, train_val_split
+from minidl.data.loader import val_split_size
 from minidl.nn import functional as F
 from minidl.tensor import Tensor
 
@@ -60,6 +61,7 @@ def build_data(config: DataConfig, loss_name: str, outputs: int | None,
         targets = targets.astype(np.float64).reshape(len(targets), -1)
     dataset = Dataset(features, targets)
     if config.val_fraction > 0:
+        _check_split(len(dataset), config.val_fraction, config.dataset)
         train, val = train_val_split(dataset, config.val_fraction,
                                      seed=int(rng.integers(2 ** 31)))
     else:
@@ -75,13 +77,30 @@ def build_data(config: DataConfig, loss_name: str, outputs: int | None,
     return Data(train, val, task, features.shape[1], scaling)
 
 
+def _check_split(m: int, val_fraction: float, source: str) -> None:
+    """Both halves of the split must hold an example (an empty one gives NaN metrics)."""
+    n_val = val_split_size(m, val_fraction)
+    if n_val == 0:
+        raise DataError(f"{source}: data.val_fraction = {val_fraction} leaves no validation "
+                        f"example out of {m}; use at least {1 / m:.3g}, or 0 for no "
+                        "validation split")
+    if n_val == m:
+        raise DataError(f"{source}: data.val_fraction = {val_fraction} leaves no training "
+                        f"example out of {m}; use a smaller fraction")
+
+
 def infer_task(targets: np.ndarray, loss_name: str, outputs: int | None, source: str) -> Task:
     """Binary, multiclass or regression, from the loss name ("auto") and the targets."""
     integral = targets.dtype.kind in "iu" or (
         targets.dtype.kind == "f" and np.array_equal(targets, np.round(targets)))
     if loss_name == "mse" or (loss_name == "auto" and not integral):
-        width = 1 if targets.ndim == 1 else targets.shape[1]
-        return Task("regression", outputs or width, F.mse_loss)
+        width = 1 if targets.ndim == 1 else int(np.prod(targets.shape[1:]))
+        if outputs is not None and outputs != width:
+            # Caught here, or the loss raises a ShapeError mid-fit, in the first batch.
+            raise DataError(f"{source}: model.outputs = {outputs}, but the regression "
+                            f"targets have {width} column(s) per example; set model.outputs "
+                            f"= {width} or leave it unset")
+        return Task("regression", width, F.mse_loss)
     if not integral:
         raise DataError(f"{source}: loss {loss_name} needs integer class labels, but the "
                         "targets are real-valued; use loss.name = \"mse\"")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temp_name = _create_temp(path)
     try:
         with os.fdopen(handle, "wb") as temp:
             temp.write(data)
@@ -32,6 +33,66 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)  # so the rename itself survives a power cut
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, empty temp file beside ``path``, opened for writing: (descriptor, name).
+
+    Unlike ``tempfile.mkstemp`` (always 0600) it is created with mode 0666 and the
+    kernel applies the umask (and any default ACL), so the renamed file gets the
+    permissions any other file the user writes there would get.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush a directory entry to disk; best effort, where the OS supports it."""
+    if not hasattr(os, "O_DIRECTORY"):  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the data file is synced
+    finally:
+        os.close(handle)
+
+
+def ensure_writable_dir(path: str | Path) -> None:
+    """Create ``path`` if needed and prove a file can be written in it; ``OSError`` if not."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    handle, name = _create_temp(path / "write-test")
+    os.close(handle)
+    os.unlink(name)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None``, so it is strict JSON (no ``NaN``).
+
+    >>> json_safe({"loss": float("nan"), "history": [1.0, float("inf")]})
+    {'loss': None, 'history': [1.0, None]}
+    """
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -39,7 +100,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, value: Any) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+    """``value`` as strict JSON (NaN and infinities written as null), atomically."""
+    atomic_write_text(path, json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n")
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray],

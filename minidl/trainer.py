@@ -8,6 +8,7 @@ config gives bit-identical weights, and a checkpoint holds their states, so
 from __future__ import annotations
 
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,23 @@ class TrainingDiverged(MinidlError, FloatingPointError):
     """The loss became NaN or infinite; the message says when."""
 
 
+class OutputDirError(MinidlError, ValueError):
+    """``output.dir`` cannot be created or written to; found before training starts."""
+
+
+def _unregister(pm: Any, plugins: list[object]) -> None:
+    """Unregister ``plugins`` (those still registered) and empty the list."""
+    for plugin in plugins:
+        if pm.is_registered(plugin):
+            pm.unregister(plugin)
+    plugins.clear()
+
+
 class Trainer:
     """Train the MLP a ``Config`` describes.
+
+    Plugins named in ``config.plugins`` are registered by the trainer for as long as
+    it needs them, and unregistered when ``fit`` returns or raises.
 
     >>> from minidl.config import load_config
     >>> trainer = Trainer(load_config(overrides=["train.epochs=500", "output.dir="]))
@@ -43,8 +59,29 @@ class Trainer:
     def __init__(self, config: Config, quiet: bool = True) -> None:
         self.config, self.quiet = config, quiet
         self.pm = get_plugin_manager()
-        for plugin in config.plugins:
-            self.pm.import_plugin(plugin)
+        #: ``config.plugins`` as (registered name, plugin), and the ones this trainer
+        #: registered itself: only those are unregistered when it is done with them, so
+        #: its observers never fire for a later Trainer in the same process.
+        self._plugins: list[tuple[str, object]] = []
+        self._registered: list[object] = []
+        # Also when a trainer that never ran fit() is garbage-collected.
+        weakref.finalize(self, _unregister, self.pm, self._registered)
+        try:
+            self._load_plugins(config.plugins)
+            self._build(config)
+        except BaseException:
+            self.release_plugins()
+            raise
+
+    def _load_plugins(self, specs: list[str]) -> None:
+        for spec in specs:
+            known = {id(plugin) for plugin in self.pm.get_plugins()}
+            plugin = self.pm.import_plugin(spec)
+            self._plugins.append((self.pm.get_name(plugin) or spec, plugin))
+            if id(plugin) not in known:
+                self._registered.append(plugin)
+
+    def _build(self, config: Config) -> None:
         self.strategy = config.normalization.resolve()
         split_rng, init_rng, shuffle_rng, dropout_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(config.train.seed).spawn(4))
@@ -62,14 +99,40 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.output_dir = Path(config.output.dir) if config.output.dir else None
+        if self.output_dir is not None:
+            try:  # now, not at the first checkpoint, perhaps 1,000 epochs in
+                io.ensure_writable_dir(self.output_dir)
+            except OSError as err:
+                raise OutputDirError(
+                    f"output.dir {str(self.output_dir)!r} is not a writable directory "
+                    f"({err.strerror or err}); choose another with --set output.dir=PATH, "
+                    "or output.dir= to write nothing") from None
+
+    def release_plugins(self) -> None:
+        """Unregister the ``config.plugins`` this trainer registered (``fit`` does this)."""
+        _unregister(self.pm, self._registered)
+
+    def _register_plugins(self) -> None:
+        """Register ``config.plugins`` again if a previous ``fit`` (or anyone) removed them."""
+        for name, plugin in self._plugins:
+            if not self.pm.is_registered(plugin):
+                self.pm.register(plugin, name=name)
+                self._registered.append(plugin)
 
     # ---- the loop ----------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train until ``train.epochs`` (or a plugin stops it); return the final metrics."""
+        try:
+            self._register_plugins()
+            return self._fit()
+        finally:
+            self.release_plugins()
+
+    def _fit(self) -> dict[str, Any]:
         epochs = self.config.train.epochs
         every = self.config.output.checkpoint_every or max(1, epochs // 10)
-        hook = self.pm.hook
-        hook.minidl_train_start(trainer=self)
+        observe = self.pm.call_observers
+        observe("minidl_train_start", trainer=self)
         bar = self._progress_bar(epochs)
         try:
             while self.epoch < epochs:
@@ -82,12 +145,13 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", refresh=False)
-                if any(hook.minidl_epoch_end(trainer=self, epoch=self.epoch, metrics=metrics)):
+                if any(observe("minidl_epoch_end", trainer=self, epoch=self.epoch,
+                               metrics=metrics)):
                     break
         finally:
             if bar is not None:
                 bar.close()
-        hook.minidl_train_end(trainer=self, history=self.history)
+        observe("minidl_train_end", trainer=self, history=self.history)
         final = self.final_metrics()
         if self.output_dir:
             self.write_outputs(final)
@@ -108,7 +172,9 @@ class Trainer:
                     f"{self.step + 1}; lower optimizer.lr or use train.dtype = \"float64\"")
             cost.backward()
             pending.append(float(cost.data))
-            loss_sum += float(losses.data.sum())
+            # In float64: in float16 the batch's sum overflows to inf past 65,504
+            # (about 95,000 losses of 0.69), though every loss is fine.
+            loss_sum += float(losses.data.sum(dtype=np.float64))
             accuracy = self.data.task.accuracy(logits.data, y.data)
             correct += (accuracy or 0.0) * len(y)
             seen += len(y)
@@ -128,7 +194,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.step += 1
-        self.pm.hook.minidl_step_end(trainer=self, step=self.step, loss=sum(costs) / len(costs))
+        self.pm.call_observers("minidl_step_end", trainer=self, step=self.step,
+                               loss=sum(costs) / len(costs))
 
     def evaluate(self, dataset: Dataset, prefix: str = "") -> dict[str, float]:
         """Mean per-example loss and accuracy on ``dataset`` (eval mode, no graph)."""

@@ -50,10 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailure as err:
         print(f"failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    except MinidlError as err:
+        # Last resort: minidl raises these on purpose with a message meant for the user
+        # (a plugin failing mid-run, ...), so show that message, never a traceback.
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m minidl.cli.main`` this file is ``__main__``, a second copy of
+    # the module whose UsageError is not the one the commands raise: use the real one.
+    from minidl.cli.main import main as _main
+
+    sys.exit(_main())

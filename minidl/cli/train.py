@@ -12,6 +12,7 @@ from minidl.cli.main import RunFailure, UsageError
 from minidl.config import ConfigError, config_to_toml, load_config
 from minidl.data import DataError
 from minidl.errors import GradientNotNormalizedError, PluginError
+from minidl.io import json_safe
 from minidl.strategy import UnknownStrategyError
 from minidl.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged
 
@@ -23,7 +24,9 @@ def load_args_config(args: argparse.Namespace) -> Any:
         overrides.append(f"normalization.strategy={args.strategy}")
     try:
         return load_config(args.config, overrides)
-    except ConfigError as err:
+    except (ConfigError, DataError, PluginError, UnknownStrategyError) as err:
+        # Config time: a strategy plugin that cannot be imported or registered (and
+        # the plugin manager's entry points) fail while the config validates.
         raise UsageError(str(err)) from None
 
 
@@ -41,7 +44,9 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     try:
         final = trainer.fit()
-    except (TrainingDiverged, GradientNotNormalizedError) as err:
+    except (TrainingDiverged, GradientNotNormalizedError, PluginError) as err:
+        # A plugin failing mid-run (a strategy's or an observer's hook) is a run
+        # failure, not bad usage: the config was fine until the plugin ran.
         raise RunFailure(str(err)) from None
     except KeyboardInterrupt:
         if trainer.output_dir and trainer.epoch:
@@ -50,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
         raise
     if args.json:
         final["output"] = str(trainer.output_dir) if trainer.output_dir else None
-        print(json.dumps(final))
+        print(json.dumps(json_safe(final), allow_nan=False))  # NaN is not JSON: null
         return 0
     _print_summary(final, trainer)
     return 0

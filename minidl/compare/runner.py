@@ -13,15 +13,17 @@ twice shows up as a mismatch):
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
 
-from minidl.builders import Task, build_data, build_model
+from minidl.builders import Data, Task, build_data, build_model
 from minidl.compare.gradients import (Network, factor_name, measured_factor,
                                       relative_difference, snapshot)
 from minidl.config import Config
 from minidl.data import load_builtin
+from minidl.data.datasets import DATASETS
 from minidl.strategy import Strategy, resolve_strategy, strategy_index
 
 REFERENCE = "absorbed"
@@ -66,7 +68,7 @@ def compare(config: Config, strategies: Sequence[str] | None = None,
                                     config.optimizer.lr),
         "steps": steps,
     }
-    result["stability"] = _stability(config, network, data.task, resolved, names, dtypes,
+    result["stability"] = _stability(config, network, data, resolved, names, dtypes,
                                      batch_sizes)
     result["accumulation"] = _accumulation(network, data.task, x, y, resolved, names,
                                            micro_batch)
@@ -156,12 +158,13 @@ def _curve(network: Network, task: Task, x: np.ndarray, y: np.ndarray, strategy:
     return [cost / factor for cost in _sgd(network, task, x, y, strategy, steps, lr, dtype)[1]]
 
 
-def _stability(config: Config, network: Network, task: Task, resolved: dict[str, Strategy],
+def _stability(config: Config, network: Network, data: Data, resolved: dict[str, Strategy],
                names: list[str], dtypes: Sequence[str], batch_sizes: Sequence[int]
                ) -> list[dict[str, Any]]:
     rows = []
+    task = data.task
     for m in batch_sizes:
-        x, y = _batch(config, task, m)
+        x, y = _batch(config, data, m)
         for name in names:
             reference = snapshot(network, task, x, y, resolved[name], np.float64)
             for dtype in dtypes:
@@ -176,14 +179,26 @@ def _stability(config: Config, network: Network, task: Task, resolved: dict[str,
     return rows
 
 
-def _batch(config: Config, task: Task, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """A batch of m examples of the config's built-in dataset (planar by default)."""
-    dataset = config.data.dataset if config.data.dataset in ("planar", "moons", "xor",
-                                                             "spirals") else "planar"
-    options = {**config.data.options, "n": m}
-    x, labels = load_builtin(dataset, **options)
-    y = labels.astype(np.float64).reshape(-1, 1) if task.kind == "binary" else labels
-    return x, y
+def _batch(config: Config, data: Data, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of m examples of the config's dataset, targets in the task's format.
+
+    A built-in generator that takes ``n`` draws m fresh examples; any other dataset
+    (digits, a .csv or .npz file) has a fixed size, so m of its training rows are drawn
+    with replacement (seeded). Either way the features fit the network under test.
+    """
+    if "n" in inspect.signature(DATASETS.get(config.data.dataset, _fixed)).parameters:
+        x, labels = load_builtin(config.data.dataset, **{**config.data.options, "n": m})
+        if data.scaling is not None:  # the network was built for standardized features
+            x = (x - np.asarray(data.scaling["mean"])) / np.asarray(data.scaling["std"])
+        if data.task.kind == "multiclass":
+            return x, labels
+        return x, labels.astype(np.float64).reshape(m, -1)  # binary and regression: (m, 1)
+    rows = np.random.default_rng(config.train.seed).integers(0, len(data.train), size=m)
+    return data.train.features[rows], data.train.targets[rows]
+
+
+def _fixed() -> None:
+    """Stands in for a dataset that is not a built-in generator (it takes no ``n``)."""
 
 
 def _counts(got: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, int]:

@@ -90,6 +90,15 @@ def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(dataset))
-    n_val = int(round(len(dataset) * val_fraction))
+    n_val = val_split_size(len(dataset), val_fraction)
     val_index, train_index = order[:n_val], order[n_val:]
     return (Dataset(*dataset[train_index]), Dataset(*dataset[val_index]))
+
+
+def val_split_size(m: int, val_fraction: float) -> int:
+    """How many of ``m`` examples ``train_val_split`` holds out for ``val_fraction``.
+
+    >>> val_split_size(400, 0.2), val_split_size(400, 0.001)
+    (80, 0)
+    """
+    return int(round(m * val_fraction))

@@ -84,7 +84,13 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
         raise ShapeError(f"cross_entropy: logits must have shape (m, classes), got {logits.shape}")
     _check_batch("cross_entropy", logits, target)
     labels = target.data
-    if target.ndim != 1 or labels.dtype.kind not in "iu":
+    if target.ndim != 1:
+        # Checked before any conversion: (m, 1) labels would otherwise broadcast against
+        # the (m,) losses into an (m, m) cost.
+        raise ShapeError(f"cross_entropy: target must be class labels of shape (m,) = "
+                         f"({logits.shape[0]},), got shape {target.shape}; flatten it, e.g. "
+                         "target.reshape(-1)")
+    if labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and np.array_equal(labels, np.round(labels)):
             labels = labels.astype(np.int64)
         else:

@@ -1,0 +1,152 @@
+"""Loading plugins: every failure is a PluginError naming the plugin, and leaves no trace."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+import minidl as mdl
+import minidl.pluginmanager as pluginmanager
+from minidl.cli import main
+from minidl.pluginmanager import PluginManager, get_plugin_manager
+
+OBSERVER = textwrap.dedent('''
+    import minidl as mdl
+
+    @mdl.hookimpl
+    def minidl_train_start(trainer):
+        pass
+''')
+
+SUM_AGAIN = textwrap.dedent('''
+    import minidl as mdl
+
+    @mdl.hookimpl
+    def minidl_strategy_info():
+        return mdl.StrategyInfo(name="sum", description="takes a built-in's name")
+
+    @mdl.hookimpl
+    def minidl_cost_scale(count):
+        return 1.0
+''')
+
+
+def _user_modules(stem: str) -> list[str]:
+    return [name for name in sys.modules if name.startswith(f"minidl_user_plugin_{stem}")]
+
+
+@pytest.mark.parametrize("source,error", [
+    ("def oops(:\n    pass\n", "SyntaxError"),
+    ("raise RuntimeError('module-level failure')\n", "RuntimeError: module-level failure"),
+])
+def test_any_error_importing_a_file_plugin_is_a_plugin_error_and_leaves_no_module(
+        tmp_path, source, error):
+    path = tmp_path / "broken_plugin.py"
+    path.write_text(source)
+    pm = PluginManager(autoload=False)
+    with pytest.raises(mdl.PluginError, match=f"cannot import plugin '{path}': {error}"):
+        pm.import_plugin(str(path))
+    assert _user_modules("broken_plugin") == []
+    assert pm.get_plugin(str(path)) is None
+
+
+def test_a_dotted_plugin_raising_at_import_is_a_plugin_error(tmp_path, monkeypatch):
+    (tmp_path / "raising_review_plugin.py").write_text("raise RuntimeError('at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = PluginManager(autoload=False)
+    with pytest.raises(mdl.PluginError,
+                       match="'raising_review_plugin': RuntimeError: at import"):
+        pm.import_plugin("raising_review_plugin")
+    assert "raising_review_plugin" not in sys.modules
+
+
+def test_a_file_plugin_is_one_plugin_however_its_path_is_spelled(tmp_path, monkeypatch):
+    (tmp_path / "spelled.py").write_text(OBSERVER)
+    monkeypatch.chdir(tmp_path)
+    pm = PluginManager(autoload=False)
+    first = pm.import_plugin("spelled.py")
+    second = pm.import_plugin("./spelled.py")
+    third = pm.import_plugin(str(tmp_path / "sub" / ".." / "spelled.py"))
+    assert first is second is third
+    assert pm.get_name(first) == str((tmp_path / "spelled.py").resolve())
+    assert len(pm.hook.minidl_train_start.get_hookimpls()) == 1
+
+
+def test_a_hook_with_a_bad_signature_leaves_nothing_registered(tmp_path):
+    path = tmp_path / "badsig.py"
+    path.write_text(textwrap.dedent('''
+        import minidl as mdl
+
+        @mdl.hookimpl
+        def minidl_step_end(trainer, bogus_argument):
+            pass
+    '''))
+    pm = PluginManager(autoload=False)
+    with pytest.raises(mdl.PluginError, match="cannot register plugin.*bogus_argument"):
+        pm.import_plugin(str(path))
+    assert pm.hook.minidl_step_end.get_hookimpls() == []
+    assert _user_modules("badsig") == []
+
+
+def test_a_strategy_name_clash_is_refused_and_does_not_poison_the_process(tmp_path):
+    path = tmp_path / "sum_again.py"
+    path.write_text(SUM_AGAIN)
+    pm = get_plugin_manager()
+    before = set(pm.get_plugins())
+    try:
+        with pytest.raises(mdl.PluginError, match="'sum' is claimed by both"):
+            mdl.resolve_strategy(str(path))
+        assert set(pm.get_plugins()) == before
+        assert mdl.batch_reduce(mdl.tensor([1.0, 2.0])).item() == 1.5  # deferred: the mean
+        assert mdl.resolve_strategy("sum").plugin_name == "minidl.plugins.sum"
+    finally:
+        for plugin in set(pm.get_plugins()) - before:
+            pm.unregister(plugin)
+
+
+def test_a_strategy_plugin_that_cannot_be_found_is_a_usage_error_in_the_cli(capsys, tmp_path):
+    for spec, message in [("nope.module", "cannot import plugin 'nope.module'"),
+                          (str(tmp_path / "missing.py"), "no such file")]:
+        assert main(["config", "--strategy", spec]) == 2
+        out, err = capsys.readouterr()
+        assert message in err and "Traceback" not in err and out == ""
+
+
+@pytest.fixture
+def broken_entry_point(tmp_path, monkeypatch):
+    """An installed distribution whose ``minidl`` entry point names a missing module."""
+    dist_info = tmp_path / "fakebroken-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakebroken\n"
+                                        "Version: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[minidl]\nbroken = nonexistent_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("MINIDL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    return dist_info
+
+
+def test_a_broken_entry_point_is_named_with_its_distribution(broken_entry_point):
+    with pytest.raises(mdl.PluginError) as raised:
+        PluginManager()
+    message = str(raised.value)
+    assert "entry point broken = nonexistent_module of distribution fakebroken 1.0" in message
+    assert "No module named 'nonexistent_module'" in message
+    assert "uninstall" in message and "MINIDL_DISABLE_PLUGIN_AUTOLOAD=1" in message
+
+
+def test_a_broken_entry_point_can_be_skipped(broken_entry_point, monkeypatch):
+    monkeypatch.setenv("MINIDL_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "minidl.plugins.sum" in PluginManager().strategy_plugins()
+
+
+def test_a_broken_entry_point_is_one_message_from_the_cli(broken_entry_point, monkeypatch,
+                                                         capsys):
+    monkeypatch.setattr(pluginmanager, "_manager", None)  # rebuilt here, restored after
+    assert main(["config"]) == 2
+    out, err = capsys.readouterr()
+    assert "fakebroken" in err and "Traceback" not in err and out == ""
+    assert main(["plugins"]) == 1
+    assert "fakebroken" in capsys.readouterr().err
+
