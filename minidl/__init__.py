@@ -25,16 +25,17 @@ from minidl.ops import (abs, batch_reduce, concatenate, exp, log, matmul, max, m
 from minidl.pluginmanager import get_plugin_manager
 from minidl.strategy import (NormalizationConfig, Strategy, UnknownStrategyError,
                              active_strategy, normalization, resolve_strategy)
-from minidl.tensor import Tensor, tensor
+from minidl.tensor import Tensor, from_numpy, tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "Function", "GradientNotNormalizedError", "GraphError", "MinidlError",
     "NormalizationConfig", "PluginError", "ShapeError", "Strategy", "StrategyInfo", "Tensor",
-    "UnknownStrategyError", "abs", "active_strategy", "batch_reduce", "concatenate",
-    "detect_anomaly", "enable_grad", "exp", "get_default_dtype", "get_plugin_manager",
-    "data", "gradcheck", "hookimpl", "is_grad_enabled", "log", "matmul", "max", "maximum", "mean",
-    "nn", "no_grad", "optim", "normalization", "relu", "reshape", "resolve_strategy", "set_default_dtype",
-    "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "transpose", "where",
+    "UnknownStrategyError", "abs", "active_strategy", "batch_reduce", "concatenate", "data",
+    "detect_anomaly", "enable_grad", "exp", "from_numpy", "get_default_dtype",
+    "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log", "matmul", "max",
+    "maximum", "mean", "nn", "no_grad", "normalization", "optim", "relu", "reshape",
+    "resolve_strategy", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor",
+    "transpose", "where",
 ]

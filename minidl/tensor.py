@@ -315,6 +315,20 @@ class Tensor:
         return _ops.cast(self, dtype)
 
 
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A constant tensor that shares ``array``'s memory (no copy), as ``torch.from_numpy``.
+
+    >>> import numpy as np, minidl as mdl
+    >>> a = np.zeros(2, dtype=np.float32)
+    >>> t = mdl.from_numpy(a); a[0] = 1.0; t
+    tensor([1., 0.])
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy takes a numpy array, got {type(array).__name__}")
+    dtypes.check_supported(array, array)
+    return Tensor._from_op(array, None)
+
+
 def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """Build a tensor, as ``torch.tensor``.
 

@@ -22,7 +22,7 @@ from minidl.data import DataLoader, Dataset
 from minidl.errors import MinidlError
 from minidl.ops import batch_reduce
 from minidl.pluginmanager import get_plugin_manager
-from minidl.tensor import Tensor
+from minidl.tensor import from_numpy
 
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -201,9 +201,9 @@ class Trainer:
         """Mean per-example loss and accuracy on ``dataset`` (eval mode, no graph)."""
         self.model.eval()
         with no_grad():
-            x = Tensor(dataset.features.astype(self.dtype))
+            x = from_numpy(dataset.features.astype(self.dtype, copy=False))
             y = dataset.targets
-            y_tensor = Tensor(y.astype(self.dtype) if y.dtype.kind == "f" else y)
+            y_tensor = from_numpy(y.astype(self.dtype, copy=False) if y.dtype.kind == "f" else y)
             logits = self.model(x)
             losses = self.data.task.loss(logits, y_tensor, reduction="none")
         self.model.train()

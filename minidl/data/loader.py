@@ -12,7 +12,7 @@ import numpy as np
 
 from minidl.data.errors import DataError
 from minidl.rng import Seed, as_generator
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, from_numpy
 
 
 class Dataset:
@@ -75,7 +75,8 @@ class DataLoader:
             x, y = self.dataset[index]
             if y.dtype.kind == "f":
                 y = y.astype(self.dtype)
-            yield Tensor(x.astype(self.dtype)), Tensor(y)
+            # Indexing already copied the rows: wrap them instead of copying again.
+            yield from_numpy(x.astype(self.dtype, copy=False)), from_numpy(y)
 
 
 def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0

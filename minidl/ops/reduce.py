@@ -48,7 +48,8 @@ class Sum(Function):
 class Mean(Function):
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        self.scale = 1.0 / (int(np.prod([a.shape[ax] for ax in axes])) or 1)  # (builtin max is shadowed here)
+        # `or 1`, not max(): this module's own max() shadows the builtin.
+        self.scale = 1.0 / (int(np.prod([a.shape[ax] for ax in axes])) or 1)
         total = accurate_sum(a, axis=axes, keepdims=keepdims)
         return (total * self.scale).astype(a.dtype, copy=False)
 
