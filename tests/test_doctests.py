@@ -14,7 +14,8 @@ import minidl
 def _modules() -> list[str]:
     names = ["minidl"]
     for info in pkgutil.walk_packages(minidl.__path__, prefix="minidl."):
-        names.append(info.name)
+        if not info.name.endswith("__main__"):  # importing it runs the CLI
+            names.append(info.name)
     return sorted(names)
 
 

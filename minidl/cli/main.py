@@ -59,10 +59,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    # Run as ``python -m minidl.cli.main`` this file is ``__main__``, a second copy of
-    # the module whose UsageError is not the one the commands raise: use the real one.
-    from minidl.cli.main import main as _main
-
-    sys.exit(_main())

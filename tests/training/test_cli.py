@@ -102,7 +102,7 @@ def test_a_diverging_run_exits_1_naming_epoch_and_step(capsys):
 
 
 def test_the_console_script_runs_and_exits_2_on_usage_errors():
-    done = subprocess.run([sys.executable, "-m", "minidl.cli.main", "train", "--bogus"],
+    done = subprocess.run([sys.executable, "-m", "minidl", "train", "--bogus"],
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert "unrecognized arguments: --bogus" in done.stderr

@@ -132,7 +132,7 @@ def test_an_unusable_output_dir_exits_2_before_training(capsys, tmp_path, monkey
 
 
 def test_python_dash_m_reports_usage_errors_with_exit_2():
-    done = subprocess.run([sys.executable, "-m", "minidl.cli.main", "config", "--strategy",
+    done = subprocess.run([sys.executable, "-m", "minidl", "config", "--strategy",
                            "nope.module"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "error: cannot import plugin 'nope.module'" in done.stderr
