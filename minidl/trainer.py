@@ -242,10 +242,13 @@ class Trainer:
         for index, state in enumerate(optimizer_state["state"]):
             for key, value in state.items():
                 arrays[f"optimizer/{index}/{key}"] = np.asarray(value)
+        # History as arrays, not JSON: a checkpoint every epoch stays cheap in long runs.
+        for key, column in _history_columns(self.history).items():
+            arrays[f"history/{key}"] = np.asarray(column, dtype=np.float64)
         meta = {
             "format": 1,
             "config": self.config.model_dump(mode="json"),
-            "epoch": self.epoch, "step": self.step, "history": self.history,
+            "epoch": self.epoch, "step": self.step,
             "optimizer": {"lr": optimizer_state["lr"], "steps": optimizer_state["steps"]},
             "rng": [g.bit_generator.state for g in self._generators()],
         }
@@ -269,7 +272,12 @@ class Trainer:
         for generator, state in zip(trainer._generators(), meta["rng"]):
             generator.bit_generator.state = state
         trainer.epoch, trainer.step = meta["epoch"], meta["step"]
-        trainer.history = meta["history"]
+        columns = {k.removeprefix("history/"): v for k, v in arrays.items()
+                   if k.startswith("history/")}
+        trainer.history = [
+            {key: int(values[i]) if key == "epoch" else float(values[i])
+             for key, values in columns.items()}
+            for i in range(trainer.epoch)]
         return trainer
 
     def write_outputs(self, final: dict[str, Any]) -> None:
@@ -279,7 +287,10 @@ class Trainer:
         io.save_arrays(self.output_dir / "model.npz", self.model.state_dict(),
                        {"task": self.data.task.kind, "scaling": self.data.scaling})
         io.atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.config))
-        columns = sorted({key for row in self.history for key in row})
-        history = {key: [row.get(key) for row in self.history] for key in columns}
         io.atomic_write_json(self.output_dir / "metrics.json",
-                             {"final": final, "history": history})
+                             {"final": final, "history": _history_columns(self.history)})
+
+
+def _history_columns(history: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per-epoch metric rows as one list per metric (every row has the same keys)."""
+    return {key: [row[key] for row in history] for key in (history[0] if history else {})}
