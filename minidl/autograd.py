@@ -46,7 +46,12 @@ class _ModeSwitch:
     _var: ContextVar[bool]
     _value: bool
 
-    def __init__(self) -> None:
+    def __new__(cls, func: Any = None) -> Any:
+        if func is not None:  # used bare, as @mdl.no_grad: decorate func directly
+            return object.__new__(cls)(func)
+        return object.__new__(cls)
+
+    def __init__(self, func: Any = None) -> None:
         self._tokens: list[Any] = []  # a stack, so one instance may be entered re-entrantly
 
     def __enter__(self) -> None:

@@ -74,8 +74,9 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
+    def __getitem__(self, index: int | slice) -> Module:
+        modules = list(self._modules.values())
+        return Sequential(*modules[index]) if isinstance(index, slice) else modules[index]
 
     def forward(self, x: Tensor) -> Tensor:
         for module in self._modules.values():

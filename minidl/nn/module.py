@@ -117,14 +117,13 @@ class Module:
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
                            f"{unexpected}; the checkpoint was saved from another model")
-        for name, value in state.items():
-            if name not in params:
-                continue
-            array = np.asarray(value)
+        arrays = {name: np.asarray(value) for name, value in state.items() if name in params}
+        for name, array in arrays.items():  # check everything before changing anything
             if array.shape != params[name].shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {array.shape} in the "
                                  f"checkpoint but {params[name].shape} in the model")
-            params[name].data = array.astype(params[name].dtype).copy()
+        for name, array in arrays.items():
+            params[name].data = array.astype(params[name].dtype)  # astype copies
 
     # ---- display ---------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -328,3 +328,18 @@ def test_mse_loss_keeps_the_prediction_dtype_for_a_float64_target():
     prediction = mdl.tensor(np.ones((4, 2), dtype=np.float32), requires_grad=True)
     loss = mdl.nn.functional.mse_loss(prediction, np.zeros((4, 2)))
     assert loss.dtype == np.float32
+
+
+def test_no_grad_decorates_with_and_without_parentheses():
+    @mdl.no_grad
+    def bare(x):
+        return x * 2
+
+    @mdl.no_grad()
+    def called(x):
+        return x * 2
+
+    x = mdl.tensor([1.0], requires_grad=True)
+    assert not bare(x).requires_grad and not called(x).requires_grad
+    assert bare.__name__ == "bare"
+    assert (x * 2).requires_grad

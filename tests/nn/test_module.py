@@ -252,3 +252,23 @@ def test_custom_module_repr_lists_named_children():
         "  (head): Linear(in_features=2, out_features=1, bias=False)\n"
         ")"
     )
+
+
+def test_load_state_dict_changes_nothing_when_one_shape_is_wrong():
+    model = mdl.nn.Sequential(mdl.nn.Linear(2, 3, generator=0), mdl.nn.Linear(3, 1, generator=1))
+    before = model.state_dict()
+    state = {name: np.zeros_like(value) for name, value in before.items()}
+    state["1.weight"] = np.zeros((2, 2))
+    with pytest.raises(mdl.ShapeError, match="1.weight"):
+        model.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_slicing_a_sequential_gives_a_sequential():
+    model = mdl.nn.Sequential(mdl.nn.Linear(2, 3, generator=0), mdl.nn.Tanh(),
+                              mdl.nn.Linear(3, 1, generator=1))
+    head = model[:2]
+    assert isinstance(head, mdl.nn.Sequential) and len(head) == 2
+    assert head[0] is model[0]
+    assert head(mdl.tensor([[1.0, 2.0]])).shape == (1, 3)
