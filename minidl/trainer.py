@@ -8,7 +8,6 @@ config gives bit-identical weights, and a checkpoint holds their states, so
 from __future__ import annotations
 
 import sys
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,10 @@ class OutputDirError(MinidlError, ValueError):
     """``output.dir`` cannot be created or written to; found before training starts."""
 
 
-def _unregister(pm: Any, plugins: list[object]) -> None:
-    """Unregister ``plugins`` (those still registered) and empty the list."""
-    for plugin in plugins:
-        if pm.is_registered(plugin):
-            pm.unregister(plugin)
-    plugins.clear()
-
-
 class Trainer:
     """Train the MLP a ``Config`` describes.
 
-    Plugins named in ``config.plugins`` are registered by the trainer for as long as
-    it needs them, and unregistered when ``fit`` returns or raises.
+    Plugins named in ``config.plugins`` are registered only while ``fit`` runs.
 
     >>> from minidl.config import load_config
     >>> trainer = Trainer(load_config(overrides=["train.epochs=500", "output.dir="]))
@@ -59,27 +49,20 @@ class Trainer:
     def __init__(self, config: Config, quiet: bool = True) -> None:
         self.config, self.quiet = config, quiet
         self.pm = get_plugin_manager()
-        #: ``config.plugins`` as (registered name, plugin), and the ones this trainer
-        #: registered itself: only those are unregistered when it is done with them, so
-        #: its observers never fire for a later Trainer in the same process.
-        self._plugins: list[tuple[str, object]] = []
-        self._registered: list[object] = []
-        # Also when a trainer that never ran fit() is garbage-collected.
-        weakref.finalize(self, _unregister, self.pm, self._registered)
-        try:
-            self._load_plugins(config.plugins)
-            self._build(config)
-        except BaseException:
-            self.release_plugins()
-            raise
+        self._plugins = self._import_plugins(config.plugins)
+        self._build(config)
 
-    def _load_plugins(self, specs: list[str]) -> None:
+    def _import_plugins(self, specs: list[str]) -> list[tuple[str, object]]:
+        """Import ``config.plugins`` now (a bad one fails before training), but register
+        them only while ``fit`` runs, so they never fire for another trainer."""
+        plugins = []
         for spec in specs:
-            known = {id(plugin) for plugin in self.pm.get_plugins()}
+            known = {id(p) for p in self.pm.get_plugins()}
             plugin = self.pm.import_plugin(spec)
-            self._plugins.append((self.pm.get_name(plugin) or spec, plugin))
+            plugins.append((self.pm.get_name(plugin) or spec, plugin))
             if id(plugin) not in known:
-                self._registered.append(plugin)
+                self.pm.unregister(plugin)
+        return plugins
 
     def _build(self, config: Config) -> None:
         self.strategy = config.normalization.resolve()
@@ -108,25 +91,19 @@ class Trainer:
                     f"({err.strerror or err}); choose another with --set output.dir=PATH, "
                     "or output.dir= to write nothing") from None
 
-    def release_plugins(self) -> None:
-        """Unregister the ``config.plugins`` this trainer registered (``fit`` does this)."""
-        _unregister(self.pm, self._registered)
-
-    def _register_plugins(self) -> None:
-        """Register ``config.plugins`` again if a previous ``fit`` (or anyone) removed them."""
-        for name, plugin in self._plugins:
-            if not self.pm.is_registered(plugin):
-                self.pm.register(plugin, name=name)
-                self._registered.append(plugin)
-
     # ---- the loop ----------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train until ``train.epochs`` (or a plugin stops it); return the final metrics."""
+        added = []
         try:
-            self._register_plugins()
+            for name, plugin in self._plugins:
+                if not self.pm.is_registered(plugin):
+                    self.pm.register(plugin, name=name)
+                    added.append(plugin)
             return self._fit()
         finally:
-            self.release_plugins()
+            for plugin in added:
+                self.pm.unregister(plugin)
 
     def _fit(self) -> dict[str, Any]:
         epochs = self.config.train.epochs

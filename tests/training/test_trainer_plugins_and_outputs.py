@@ -38,7 +38,7 @@ def test_config_plugins_do_not_fire_for_a_later_trainer(tmp_path):
     pm = mdl.get_plugin_manager()
     with_plugin = Trainer(load_config(overrides=["train.epochs=1", "output.dir=",
                                                  f'plugins=["{path}"]']))
-    assert pm.get_plugin(str(path.resolve())) is not None  # for the trainer's lifetime
+    assert pm.get_plugin(str(path.resolve())) is None  # registered only while fit() runs
     with_plugin.fit()
     assert _starts(log) == 1
     assert pm.get_plugin(str(path.resolve())) is None
