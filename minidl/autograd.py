@@ -248,8 +248,16 @@ def _pass_strategy(order: list[Tensor]) -> tuple[Any, float, float]:
     """The normalization strategy, example count and seed scale of this pass.
 
     (None, 0, 1) when no batch reduction took part: the pass is plain calculus.
+    Checks, before any leaf is written, that the pass is normalized one way only.
     """
-    reductions = [n._ctx for n in order if n._ctx is not None and n._ctx.is_batch_reduction]
+    reductions = []
+    leaves = []
+    for node in order:
+        fn = node._ctx
+        if fn is None:
+            leaves.append(node)
+        elif fn.is_batch_reduction:
+            reductions.append(fn)
     if not reductions:
         return None, 0.0, 1.0
     first = reductions[0]
@@ -265,6 +273,14 @@ def _pass_strategy(order: list[Tensor]) -> tuple[Any, float, float]:
                 f"({first.count:g} and {other.count:g}) under {first.strategy.name!r}, which "
                 "scales each by its own count; call backward() on each loss separately "
                 "(gradients accumulate)"
+            )
+    key = first.strategy.key
+    for leaf in leaves:
+        if leaf._grad_strategy is not None and leaf._grad_strategy != key:
+            raise GraphError(
+                f"a leaf (shape {leaf.shape}) holds a gradient normalized by another strategy "
+                f"than {first.strategy.name!r}; clear it (zero_grad() or .grad = None) before "
+                "switching strategies"
             )
     return first.strategy, max(r.count for r in reductions), first.seed_scale
 
@@ -293,13 +309,15 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
     order = _topological_order(root)
     strategy, count, seed_scale = _pass_strategy(order)
     # The strategy seeds the pass with a factor (deferred: m), so that every branch,
-    # not just the batch reduction, is scaled by one policy.
+    # not just the batch reduction, is scaled by one policy. Scaled gradients above the
+    # reduction may pass float16's 65,504, so such a pass carries float16 in float32.
+    widen = seed_scale != 1.0
     if seed is None:
         seed = np.full(root.shape, seed_scale, dtype=np.float64)
-    elif seed_scale != 1.0:
+    elif widen:
         seed = seed * seed_scale
     if root.data.ndim > 0:
-        seed = seed.astype(root.dtype)
+        seed = seed.astype(accumulator(root.dtype) if widen else root.dtype)
     anomaly = _anomaly_enabled.get()
     grads: dict[int, np.ndarray] = {id(root): seed}
     leaves: list[Tensor] = []
@@ -336,11 +354,12 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape, op_name)
             # Cast to the input's dtype, except for leaves (cast once the strategy has
-            # written them, so a float16 weight's mean comes from its float32 sum) and
-            # for 0-d gradients (a strategy's seed may be as large as the batch, which
-            # would overflow a float16 cost before reaching the losses).
+            # written them, so a float16 weight's mean comes from its float32 sum), for
+            # 0-d gradients, and for float16 in a seeded pass (see ``widen`` above).
             if pg.dtype != parent.data.dtype and pg.ndim > 0 and parent._ctx is not None:
-                pg = pg.astype(parent.data.dtype)
+                target = accumulator(parent.data.dtype) if widen else parent.data.dtype
+                if pg.dtype != target:
+                    pg = pg.astype(target)
             if anomaly:
                 _check_finite(pg, f"{op_name} backward (gradient of input {i})")
             key = id(parent)
@@ -357,29 +376,29 @@ def _write_leaf_grad(leaf: Tensor, g: np.ndarray, strategy: Any, count: float) -
     A leaf's ``.grad`` is a normalized part (what strategies accumulated, over
     ``_grad_count`` examples) plus a plain-calculus part (passes with no batch
     reduction), kept apart so a strategy's running mean never rescales plain terms.
+    While the count is 0 all of ``.grad`` is plain, so only then may it be used as is.
     """
     dtype = leaf.data.dtype
     if strategy is None:  # no batch reduction: plain calculus
-        g = g.astype(dtype, copy=False)
-        leaf._plain_grad = g.copy() if leaf._plain_grad is None else leaf._plain_grad + g
-        leaf._grad = g if leaf._grad is None else leaf._grad + g
+        g = np.asarray(g, dtype=dtype)
+        if leaf._grad_count:
+            plain = leaf._plain_grad
+            leaf._plain_grad = g.copy() if plain is None else plain + g
+        leaf._grad = g if leaf._grad is None else np.asarray(leaf._grad + g)
         return
-    if leaf._grad_strategy is not None and leaf._grad_strategy != strategy.key:
-        raise GraphError(
-            f"this leaf (shape {leaf.shape}) holds a gradient normalized by another strategy "
-            f"than {strategy.name!r}; clear it (zero_grad() or .grad = None) before "
-            "switching strategies"
-        )
     work = accumulator(dtype)  # float16 leaves are accumulated in float32
-    plain = leaf._plain_grad
-    normalized = None
     if leaf._grad_count:
+        plain = leaf._plain_grad
         normalized = leaf._grad if plain is None else leaf._grad - plain
         normalized = normalized.astype(work, copy=False)
+    else:  # everything so far (if anything) is plain calculus, including in-place edits
+        plain = None if leaf._grad is None else leaf._grad.copy()
+        normalized = None
     new = strategy.accumulate(leaf, normalized, leaf._grad_count, g.astype(work, copy=False),
                               count)
     if plain is not None:
         new = new + plain
-    leaf._grad = new.astype(dtype, copy=False)
+    leaf._grad = np.asarray(new, dtype=dtype)
+    leaf._plain_grad = plain
     leaf._grad_count += count
     leaf._grad_strategy = strategy.key

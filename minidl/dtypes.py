@@ -61,9 +61,12 @@ def check_supported(array: np.ndarray, given: Any) -> None:
         raise TypeError(f"dtype {array.dtype} is not supported; use float16, float32 or float64")
 
 
+_FLOAT16, _FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)
+
+
 def accumulator(dtype: np.dtype) -> np.dtype:
-    """The dtype sums of ``dtype`` accumulate in: float32 for float16, as torch does."""
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    """The dtype float sums of ``dtype`` accumulate in: float32 for float16, as torch does."""
+    return _FLOAT32 if dtype is _FLOAT16 or dtype == _FLOAT16 else dtype
 
 
 def accurate_sum(array: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
@@ -74,4 +77,5 @@ def accurate_sum(array: np.ndarray, axis: Any = None, keepdims: bool = False) ->
     a sum past 65,504 would be inf before anyone could scale it. Callers cast back
     once they have scaled (a mean) or when the value must have the input's dtype.
     """
-    return np.asarray(array.sum(axis=axis, keepdims=keepdims, dtype=accumulator(array.dtype)))
+    work = accumulator(array.dtype) if array.dtype.kind == "f" else None  # ints: numpy's
+    return np.asarray(array.sum(axis=axis, keepdims=keepdims, dtype=work))

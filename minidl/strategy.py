@@ -93,6 +93,8 @@ class Strategy:
                                 options=self.options)
         if value is None:
             return new_grad if grad is None else grad + new_grad
+        if isinstance(value, np.generic):  # numpy turns 0-d arithmetic into scalars
+            value = np.asarray(value)
         if not isinstance(value, np.ndarray) or value.shape != leaf.data.shape:
             shown = getattr(value, "shape", type(value).__name__)
             raise PluginError(f"plugin {self.plugin_name!r} returned {shown} from hook "

@@ -6,6 +6,7 @@ gradient bookkeeping and the operator overloads that forward to those ops.
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -166,9 +167,9 @@ class Tensor:
         if array.shape != self.data.shape:
             raise ShapeError(f"grad of shape {array.shape} assigned to a tensor of shape "
                              f"{self.shape}")
+        # The plain-calculus part, if any, stays as it was: the new value minus it is
+        # the normalized part (so assigning .grad its own value changes nothing).
         self._grad = array
-        # With no examples behind it, an assigned gradient is plain calculus.
-        self._plain_grad = array.copy() if self._grad_count == 0 else None
 
     @property
     def grad_count(self) -> float:
@@ -199,8 +200,14 @@ class Tensor:
         takes this tensor's floating dtype, as a scalar does in torch."""
         if isinstance(other, Tensor):
             return other
-        if self.data.dtype.kind == "f" and (isinstance(other, (int, float, bool))
-                                            or np.ndim(other) == 0):
+        kind = self.data.dtype.kind
+        if kind == "f" and type(other) in (float, int):  # the common case, checked cheaply
+            return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
+        is_number = isinstance(other, (numbers.Number, np.number, np.bool_)) or (
+            isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "biuf")
+        if is_number and (kind == "f" or (kind in "iu" and isinstance(other, (int, np.integer))
+                                          and not isinstance(other, bool))):
+            # A float number takes a float tensor's dtype; an integer keeps an integer one's.
             return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
         return Tensor(other)
 

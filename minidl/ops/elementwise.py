@@ -163,7 +163,14 @@ class Pow(Function):
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         needs_a, needs_b = self.needs_input_grad
-        grad_a = grad * self.b * self.a ** (self.b - 1) if needs_a else None
+        grad_a = None
+        if needs_a:
+            if np.all(self.b):
+                local = self.b * self.a ** (self.b - 1)
+            else:  # d(a^0)/da is 0, also at a = 0, where the formula says 0 * inf
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    local = np.where(self.b == 0, 0, self.b * self.a ** (self.b - 1))
+            grad_a = grad * local
         # d(a^b)/db = a^b log a, defined for a > 0 (only computed when b needs it).
         grad_b = grad * self.out * np.log(self.a) if needs_b else None
         return grad_a, grad_b

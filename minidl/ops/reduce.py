@@ -38,7 +38,9 @@ def _keep_reduced_axes(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) 
 class Sum(Function):
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        return accurate_sum(a, axis=axes, keepdims=keepdims).astype(a.dtype, copy=False)
+        total = accurate_sum(a, axis=axes, keepdims=keepdims)
+        # Floats keep their dtype; bool and int sums count, as in numpy (int64).
+        return total.astype(a.dtype, copy=False) if a.dtype.kind == "f" else total
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         grad = _keep_reduced_axes(grad, self.axes, self.keepdims)
@@ -48,10 +50,11 @@ class Sum(Function):
 class Mean(Function):
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        # `or 1`, not max(): this module's own max() shadows the builtin.
-        self.scale = 1.0 / (int(np.prod([a.shape[ax] for ax in axes])) or 1)
-        total = accurate_sum(a, axis=axes, keepdims=keepdims)
-        return (total * self.scale).astype(a.dtype, copy=False)
+        count = int(np.prod([a.shape[ax] for ax in axes]))
+        self.scale = 1.0 / count if count else float("nan")  # an empty mean is NaN, as numpy
+        total = accurate_sum(a, axis=axes, keepdims=keepdims) * self.scale
+        # Floats keep their dtype; the mean of bool or int values is float64, as numpy's.
+        return total.astype(a.dtype, copy=False) if a.dtype.kind == "f" else total
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         grad = _keep_reduced_axes(grad, self.axes, self.keepdims)

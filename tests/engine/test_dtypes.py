@@ -224,3 +224,30 @@ def test_building_a_tensor_copies_the_callers_array():
     mdl.optim.SGD([param], lr=0.5).step()
     np.testing.assert_array_equal(weights, np.ones(3))  # the caller's array is untouched
     assert not np.array_equal(param.data, weights)
+
+
+def test_bool_and_integer_reductions_count_as_numpy_does():
+    positive = mdl.tensor([-1.0, 2.0, 3.0]) > 0
+    assert positive.sum().item() == 2
+    assert positive.mean().item() == pytest.approx(2 / 3)
+    assert mdl.tensor(np.array([100, 100], dtype=np.int8)).sum().item() == 200
+    assert mdl.tensor(np.arange(4)).mean().item() == 1.5
+
+
+def test_integer_tensors_stay_integer_with_python_integers():
+    labels = mdl.tensor(np.array([16_777_216]))
+    assert (labels + 1).dtype == np.int64 and (labels + 1).item() == 16_777_217
+    assert not (labels == 16_777_217).item()
+    assert (labels * 0.5).dtype == np.float32  # a float number: the default float, as torch
+
+
+def test_none_is_not_a_number():
+    with pytest.raises(TypeError):
+        mdl.tensor([1.0, 2.0]) + None
+
+
+def test_empty_mean_is_nan_and_pow_zero_has_zero_gradient_at_zero():
+    assert np.isnan(mdl.tensor(np.zeros((0, 3))).mean(axis=0).data).all()
+    x = mdl.tensor([0.0, 2.0], requires_grad=True, dtype="float64")
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])

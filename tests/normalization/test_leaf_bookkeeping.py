@@ -96,3 +96,54 @@ def test_float16_weights_and_masks_count_in_float64():
 def test_unknown_strategy_options_are_rejected():
     with pytest.raises(ValueError, match="has no option 'pwer'; its options: power"):
         mdl.NormalizationConfig(strategy="rms", options={"pwer": 0.25})
+
+
+@pytest.mark.parametrize("strategy", ["deferred", "absorbed", "sum"])
+def test_a_0d_parameter_gets_an_array_gradient_under_every_strategy(strategy):
+    a = mdl.tensor(2.0, requires_grad=True, dtype="float64")
+    with mdl.normalization(strategy):
+        for _ in range(2):
+            mdl.batch_reduce(a * mdl.tensor(np.arange(1.0, 6.0))).backward()
+    expected = {"deferred": 3.0, "absorbed": 6.0, "sum": 30.0}[strategy]
+    assert type(a.grad) is np.ndarray and a.grad.shape == ()
+    assert a.grad == pytest.approx(expected)
+
+
+def test_assigning_grad_its_own_value_changes_nothing():
+    w = mdl.tensor([1.0, 2.0], requires_grad=True, dtype="float64")
+    (w * 3.0).sum().backward()
+    _deferred_pass(w, 4)
+    w.grad = w.grad  # a no-op must stay a no-op, plain part included
+    _deferred_pass(w, 4)
+    np.testing.assert_allclose(w.grad, [4.0, 4.0])
+
+
+def test_zeroing_a_plain_gradient_in_place_sticks():
+    w = mdl.tensor([1.0, 2.0], requires_grad=True, dtype="float64")
+    (w * 2.0).sum().backward()
+    w.grad[:] = 0  # torch's zero_() idiom
+    _deferred_pass(w, 4)
+    np.testing.assert_allclose(w.grad, [1.0, 1.0])
+
+
+def test_float16_deferred_survives_non_scalar_nodes_above_the_reduction():
+    m = 70_000
+    x = mdl.tensor(np.full((m, 2), 2.0, dtype=np.float16))
+    y = mdl.tensor(np.zeros((m, 1), dtype=np.float16))
+    for finish in (lambda c: c.reshape(1).sum().backward(),
+                   lambda c: c.reshape(1).backward(np.ones(1))):
+        w = mdl.tensor(np.ones((1, 2), dtype=np.float16), requires_grad=True)
+        cost = F.binary_cross_entropy_with_logits(F.linear(x, w), y)
+        finish(cost)
+        np.testing.assert_allclose(w.grad.astype(np.float64), [[1.964, 1.964]], rtol=1e-2)
+
+
+def test_a_refused_backward_writes_no_leaf():
+    x = mdl.tensor(np.ones((4, 2)))
+    w = mdl.tensor(np.ones((1, 2)), requires_grad=True)
+    b = mdl.tensor(np.zeros(1), requires_grad=True)
+    with mdl.normalization("sum"):
+        mdl.batch_reduce(b * mdl.tensor(np.ones(3))).backward()
+    with pytest.raises(mdl.GraphError, match="another strategy"):
+        F.mse_loss(F.linear(x, w, b), mdl.tensor(np.zeros((4, 1)))).backward()
+    assert w.grad is None and w.grad_count == 0  # nothing half-written
