@@ -25,6 +25,12 @@ class Task:
     outputs: int
     loss: Callable[..., Tensor]
 
+    def format_targets(self, targets: np.ndarray) -> np.ndarray:
+        """Targets as the loss takes them: labels (m,) or float columns (m, k)."""
+        if self.kind == "multiclass":
+            return targets
+        return targets.astype(np.float64).reshape(len(targets), -1)
+
     def accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         """Share of correct predictions (None for regression, where it has no meaning)."""
         if self.kind == "binary":
@@ -43,6 +49,12 @@ class Data:
     #: Feature mean and std of the training split when standardized (for inference).
     scaling: dict[str, list[float]] | None = None
 
+    def scale(self, features: np.ndarray) -> np.ndarray:
+        """New features scaled as the training split was (unchanged if it was not)."""
+        if self.scaling is None:
+            return features
+        return (features - np.asarray(self.scaling["mean"])) / np.asarray(self.scaling["std"])
+
 
 def build_data(config: DataConfig, loss_name: str, outputs: int | None,
                rng: np.random.Generator) -> Data:
@@ -55,26 +67,22 @@ def build_data(config: DataConfig, loss_name: str, outputs: int | None,
         features, targets = load_builtin(config.dataset, **config.options)
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     task = infer_task(targets, loss_name, outputs, config.dataset)
-    if task.kind == "binary":
-        targets = targets.astype(np.float64).reshape(-1, 1)
-    elif task.kind == "regression":
-        targets = targets.astype(np.float64).reshape(len(targets), -1)
-    dataset = Dataset(features, targets)
+    dataset = Dataset(features, task.format_targets(targets))
     if config.val_fraction > 0:
         _check_split(len(dataset), config.val_fraction, config.dataset)
         train, val = train_val_split(dataset, config.val_fraction,
                                      seed=int(rng.integers(2 ** 31)))
     else:
         train, val = dataset, None
-    scaling = None
+    data = Data(train, val, task, features.shape[1])
     if config.standardize:
         mean, std = train.features.mean(axis=0), train.features.std(axis=0)
         std[std == 0] = 1.0  # constant features stay constant
-        train = Dataset((train.features - mean) / std, train.targets)
+        data.scaling = {"mean": mean.tolist(), "std": std.tolist()}
+        data.train = Dataset(data.scale(train.features), train.targets)
         if val is not None:
-            val = Dataset((val.features - mean) / std, val.targets)
-        scaling = {"mean": mean.tolist(), "std": std.tolist()}
-    return Data(train, val, task, features.shape[1], scaling)
+            data.val = Dataset(data.scale(val.features), val.targets)
+    return data
 
 
 def _check_split(m: int, val_fraction: float, source: str) -> None:

@@ -287,14 +287,14 @@ def reset_plugin_manager() -> None:
 def notify_after_backward(root: Tensor, leaves: Sequence[Tensor],
                           strategy: Strategy | None) -> None:
     """Call ``minidl_after_backward`` if any plugin observes backward passes."""
-    hook = get_plugin_manager().hook.minidl_after_backward
-    if not hook.get_hookimpls():
+    pm = get_plugin_manager()
+    if not pm.hook.minidl_after_backward.get_hookimpls():
         return
     grads = []
     for leaf in leaves:
         view = leaf.grad.view()
         view.flags.writeable = False
         grads.append(view)
-    get_plugin_manager().call_observers(
+    pm.call_observers(
         "minidl_after_backward", root=root, leaves=tuple(leaves), grads=tuple(grads),
         strategy=None if strategy is None else strategy.name)

@@ -194,7 +194,7 @@ class Tensor:
         """
         run_backward(self, grad, retain_graph)
 
-    # ---- operators (the maths is in minidl.ops) ---------------------------------------
+    # ---- operators (the maths is in minidl.ops, whose _pair lifts the other operand) -
     def _lift(self, other: ArrayLike) -> Tensor:
         """``other`` as a constant tensor. A number (Python, numpy scalar or 0-d array)
         takes this tensor's floating dtype, as a scalar does in torch."""
@@ -212,40 +212,40 @@ class Tensor:
         return Tensor(other)
 
     def __add__(self, other: ArrayLike) -> Tensor:
-        return _ops.add(self, self._lift(other))
+        return _ops.add(self, other)
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return _ops.add(self._lift(other), self)
+        return _ops.add(other, self)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        return _ops.sub(self, self._lift(other))
+        return _ops.sub(self, other)
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return _ops.sub(self._lift(other), self)
+        return _ops.sub(other, self)
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        return _ops.mul(self, self._lift(other))
+        return _ops.mul(self, other)
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return _ops.mul(self._lift(other), self)
+        return _ops.mul(other, self)
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return _ops.div(self, self._lift(other))
+        return _ops.div(self, other)
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return _ops.div(self._lift(other), self)
+        return _ops.div(other, self)
 
     def __pow__(self, other: ArrayLike) -> Tensor:
-        return _ops.pow(self, self._lift(other))
+        return _ops.pow(self, other)
 
     def __rpow__(self, other: ArrayLike) -> Tensor:
-        return _ops.pow(self._lift(other), self)
+        return _ops.pow(other, self)
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        return _ops.matmul(self, self._lift(other))
+        return _ops.matmul(self, other)
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return _ops.matmul(self._lift(other), self)
+        return _ops.matmul(other, self)
 
     def __neg__(self) -> Tensor:
         return _ops.neg(self)

@@ -40,7 +40,7 @@ def _train(args: argparse.Namespace) -> int:
             trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
         else:
             trainer = Trainer(load_args_config(args), quiet=quiet)
-    except (DataError, PluginError, UnknownStrategyError, FileNotFoundError, ValueError) as err:
+    except (PluginError, FileNotFoundError, ValueError) as err:  # DataError, config: ValueError
         raise UsageError(str(err)) from None
     try:
         final = trainer.fit()

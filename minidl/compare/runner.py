@@ -188,11 +188,7 @@ def _batch(config: Config, data: Data, m: int) -> tuple[np.ndarray, np.ndarray]:
     """
     if "n" in inspect.signature(DATASETS.get(config.data.dataset, _fixed)).parameters:
         x, labels = load_builtin(config.data.dataset, **{**config.data.options, "n": m})
-        if data.scaling is not None:  # the network was built for standardized features
-            x = (x - np.asarray(data.scaling["mean"])) / np.asarray(data.scaling["std"])
-        if data.task.kind == "multiclass":
-            return x, labels
-        return x, labels.astype(np.float64).reshape(m, -1)  # binary and regression: (m, 1)
+        return data.scale(x), data.task.format_targets(labels)
     rows = np.random.default_rng(config.train.seed).integers(0, len(data.train), size=m)
     return data.train.features[rows], data.train.targets[rows]
 
