@@ -9,33 +9,67 @@
 >>> loss.backward()
 >>> w.grad
 array([[-3., -5.]], dtype=float32)
+
+``import minidl`` loads the engine (tensors, ops, autograd) only. The plugin
+machinery and everything built on it (normalization, nn, optim, data) load on
+first use, so plain calculus never depends on which plugins are installed.
 """
 
-from minidl.hookspecs import hookimpl
-from minidl.strategy import StrategyInfo  # before plugins import it from here
+from __future__ import annotations
 
-from minidl import data, nn, optim  # noqa: E402,I001
-from minidl.autograd import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from minidl.dtypes import get_default_dtype, set_default_dtype
-from minidl.errors import (AnomalyError, GradientNotNormalizedError, GraphError, MinidlError,
-                           PluginError, ShapeError)
+from minidl.errors import (AnomalyError, ConfigError, DataError, GradientNotNormalizedError,
+                           GraphError, MinidlError, PluginError, ShapeError,
+                           UnknownStrategyError)
 from minidl.gradcheck import gradcheck
-from minidl.ops import (abs, batch_reduce, concatenate, exp, log, matmul, max, maximum, mean,
-                        relu, reshape, sigmoid, sqrt, stack, sum, tanh, transpose, where)
-from minidl.pluginmanager import get_plugin_manager
-from minidl.strategy import (NormalizationConfig, Strategy, UnknownStrategyError,
-                             active_strategy, normalization, resolve_strategy)
-from minidl.tensor import Tensor, from_numpy, tensor
+from minidl.gradmode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from minidl.hookspecs import StrategyInfo, hookimpl
+from minidl.ops import (abs, concatenate, exp, log, matmul, max, maximum, mean, relu, reshape,
+                        sigmoid, sqrt, stack, sum, tanh, transpose, where)
+from minidl.tensor import Function, Tensor, from_numpy, tensor
+
+if TYPE_CHECKING:
+    from minidl import data, nn, optim
+    from minidl.strategy import (NormalizationConfig, Strategy, active_strategy,
+                                      batch_reduce, normalization, resolve_strategy)
+    from minidl.pluginmanager import get_plugin_manager
 
 __version__ = "0.1.0"
 
+#: Public names loaded on first use: name -> the module that defines it.
+_LAZY = {
+    "data": "minidl.data", "nn": "minidl.nn", "optim": "minidl.optim",
+    "NormalizationConfig": "minidl.strategy", "Strategy": "minidl.strategy",
+    "active_strategy": "minidl.strategy", "batch_reduce": "minidl.strategy",
+    "normalization": "minidl.strategy", "resolve_strategy": "minidl.strategy",
+    "get_plugin_manager": "minidl.pluginmanager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'minidl' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"minidl.{name}" else getattr(module, name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
-    "AnomalyError", "Function", "GradientNotNormalizedError", "GraphError", "MinidlError",
-    "NormalizationConfig", "PluginError", "ShapeError", "Strategy", "StrategyInfo", "Tensor",
-    "UnknownStrategyError", "abs", "active_strategy", "batch_reduce", "concatenate", "data",
-    "detect_anomaly", "enable_grad", "exp", "from_numpy", "get_default_dtype",
-    "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log", "matmul", "max",
-    "maximum", "mean", "nn", "no_grad", "normalization", "optim", "relu", "reshape",
-    "resolve_strategy", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor",
-    "transpose", "where",
+    "AnomalyError", "ConfigError", "DataError", "Function", "GradientNotNormalizedError",
+    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "ShapeError", "Strategy",
+    "StrategyInfo", "Tensor", "UnknownStrategyError", "abs", "active_strategy", "batch_reduce",
+    "concatenate", "data", "detect_anomaly", "enable_grad", "exp", "from_numpy",
+    "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log",
+    "matmul", "max", "maximum", "mean", "nn", "no_grad", "normalization", "optim", "relu",
+    "reshape", "resolve_strategy", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh",
+    "tensor", "transpose", "where",
 ]

@@ -1,196 +1,87 @@
-"""The reverse-mode engine: ``Function`` (one primitive op) and the backward pass.
+"""The reverse-mode engine: walk the graph from a root, call each op's backward.
 
-Every differentiable primitive is a small ``Function`` subclass whose ``forward``
-computes on numpy arrays and saves what its ``backward`` needs, and whose
-``backward`` returns one gradient per input (``None`` where no input needs one).
-``Function.apply`` wires the graph; ``run_backward`` walks it iteratively.
-
-Two duties live here and nowhere else, so no op repeats them:
+Three duties live here and nowhere else, so no op repeats them:
 
 * broadcasting is undone once, when a gradient reaches an input of another shape;
-* a gradient is cast once to the dtype of the input it flows into.
+* a gradient is cast once to the dtype of the input it flows into;
+* the order is found iteratively (a 10,000-op chain must not hit the recursion limit).
 
-The engine does not decide where a batch mean's 1/m goes. A ``Function`` marked
-``is_batch_reduction`` carries the normalization strategy chosen when it ran; the
-engine asks that strategy how to seed the pass and how to write leaf gradients.
+The engine knows nothing of normalization strategies or plugins. An op that wants
+a say in a pass (only the batch reduction, ``minidl.strategy``) sets
+``Function.plan_pass``; the engine asks it for a ``PassPlan`` (how to seed the pass,
+how to write a leaf) and uses ``PLAIN_CALCULUS`` when no such op took part.
+Observers of backward (the plugin manager, once built) register with
+``set_backward_observer``; a plain backward imports no plugin code at all.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from minidl.dtypes import accumulator, accurate_sum
-from minidl.errors import AnomalyError, GraphError, ShapeError
-from minidl.pluginmanager import notify_after_backward
+from minidl.dtypes import accurate_sum
+from minidl.errors import GraphError, ShapeError
+from minidl.gradmode import anomaly_enabled, check_finite
 
 if TYPE_CHECKING:
     from minidl.tensor import Tensor
 
-# ContextVars, not globals: each thread (and each asyncio task) has its own mode.
-_grad_enabled: ContextVar[bool] = ContextVar("minidl_grad_enabled", default=True)
-_anomaly_enabled: ContextVar[bool] = ContextVar("minidl_anomaly_enabled", default=False)
 
-F = TypeVar("F", bound=Callable[..., Any])
+class PassPlan(Protocol):
+    """How one backward pass is seeded and how it writes leaves.
 
-#: ``minidl.tensor.Tensor``, bound by that module once the class exists (it imports this
-#: one), so ``Function.apply`` does not run an import statement for every op.
-_Tensor: Any = None
-
-
-class _ModeSwitch:
-    """A context manager (and decorator) that sets one ContextVar for its block."""
-
-    _var: ContextVar[bool]
-    _value: bool
-
-    def __new__(cls, func: Any = None) -> Any:
-        if func is not None:  # used bare, as @mdl.no_grad: decorate func directly
-            return object.__new__(cls)(func)
-        return object.__new__(cls)
-
-    def __init__(self, func: Any = None) -> None:
-        self._tokens: list[Any] = []  # a stack, so one instance may be entered re-entrantly
-
-    def __enter__(self) -> None:
-        self._tokens.append(self._var.set(self._value))
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._var.reset(self._tokens.pop())
-
-    def __call__(self, func: F) -> F:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)():
-                return func(*args, **kwargs)
-
-        wrapper.__name__ = getattr(func, "__name__", "wrapper")
-        wrapper.__doc__ = func.__doc__
-        return wrapper  # type: ignore[return-value]
-
-
-class no_grad(_ModeSwitch):
-    """Run a block without building a graph (inference, optimizer updates).
-
-    >>> import minidl as mdl
-    >>> w = mdl.tensor([1.0, 2.0], requires_grad=True)
-    >>> with mdl.no_grad():
-    ...     y = w * 2
-    >>> y.requires_grad
-    False
+    ``seed_scale`` multiplies the root's seed (so every branch of the graph sees it);
+    ``carry_dtype(dtype)`` is the dtype an intermediate gradient of a ``dtype`` node
+    is carried in; ``write_leaf`` adds the pass's gradient for ``leaf`` to ``.grad``;
+    ``name`` is what observers are told (None for plain calculus).
     """
 
-    _var = _grad_enabled
-    _value = False
+    name: str | None
+    seed_scale: float
+
+    def carry_dtype(self, dtype: np.dtype) -> np.dtype: ...
+
+    def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None: ...
 
 
-class enable_grad(_ModeSwitch):
-    """Build graphs again inside a ``no_grad`` block."""
+class PlainCalculus:
+    """The plan of a pass no batch reduction took part in: seed 1, leaves add the gradient.
 
-    _var = _grad_enabled
-    _value = True
-
-
-class detect_anomaly(_ModeSwitch):
-    """Raise ``AnomalyError`` at the first op whose forward or backward makes NaN or inf.
-
-    Slower (every result is checked), so use it to find where a NaN starts.
-
-    >>> import minidl as mdl
-    >>> x = mdl.tensor([0.0], requires_grad=True)
-    >>> with mdl.detect_anomaly():
-    ...     mdl.log(x)
-    Traceback (most recent call last):
-    minidl.errors.AnomalyError: Log forward produced -inf ...
+    If a leaf's ``.grad`` also holds a strategy's normalized part, its record keeps
+    the plain part apart (``add_plain``), so the strategy never rescales plain terms.
     """
 
-    _var = _anomaly_enabled
-    _value = True
+    name = None
+    seed_scale = 1.0
+
+    @staticmethod
+    def carry_dtype(dtype: np.dtype) -> np.dtype:
+        return dtype
+
+    @staticmethod
+    def write_leaf(leaf: Tensor, grad: np.ndarray) -> None:
+        grad = np.asarray(grad, dtype=leaf.data.dtype)
+        if leaf._grad_record is not None:
+            leaf._grad_record.add_plain(grad)
+        leaf._grad = grad if leaf._grad is None else np.asarray(leaf._grad + grad)
 
 
-def is_grad_enabled() -> bool:
-    """Whether ops record a graph here (False inside ``no_grad``)."""
-    return _grad_enabled.get()
+PLAIN_CALCULUS = PlainCalculus()
+
+BackwardObserver = Callable[["Tensor", Sequence["Tensor"], "str | None"], None]
+_observer: BackwardObserver | None = None
 
 
-def _check_finite(array: np.ndarray, where: str) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        bad = "nan" if np.isnan(array).any() else ("inf" if np.isposinf(array).any() else "-inf")
-        raise AnomalyError(
-            f"{where} produced {bad} (first under detect_anomaly); look at this op's inputs"
-        )
+def set_backward_observer(observer: BackwardObserver | None) -> BackwardObserver | None:
+    """Call ``observer(root, leaves, plan_name)`` after every backward; returns the old one.
 
-
-class Function:
-    """One differentiable primitive: ``forward`` and ``backward`` side by side.
-
-    Subclasses implement ``forward(*arrays, **options) -> ndarray`` (saving on
-    ``self`` what backward needs) and ``backward(grad) -> gradient or tuple``, one
-    entry per tensor input, ``None`` where ``self.needs_input_grad[i]`` is False.
-    ``backward`` may return gradients in the broadcast output shape; the engine
-    sums them back to each input's shape. It must not modify ``grad`` in place.
-
-    >>> import numpy as np, minidl as mdl
-    >>> class Cube(mdl.Function):
-    ...     def forward(self, x):
-    ...         self.x = x
-    ...         return x ** 3
-    ...     def backward(self, grad):
-    ...         return grad * 3 * self.x ** 2
-    >>> x = mdl.tensor([2.0], requires_grad=True)
-    >>> Cube.apply(x).sum().backward(); x.grad
-    array([12.], dtype=float32)
-
-    Check a new op with ``mdl.gradcheck`` before trusting it.
+    The plugin manager installs itself here when it is built, so observers of
+    ``minidl_after_backward`` are reached without the engine importing plugin code.
     """
-
-    #: True only for the batch reduction whose strategy normalizes a backward pass.
-    is_batch_reduction = False
-    parents: tuple[Tensor, ...] | None
-    needs_input_grad: tuple[bool, ...]
-
-    def forward(self, *arrays: Any, **options: Any) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
-
-    def backward(self, grad: np.ndarray) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement backward(grad), returning one gradient "
-            "per input (None where needs_input_grad is False)"
-        )
-
-    @classmethod
-    def apply(cls, *inputs: Tensor, **options: Any) -> Tensor:
-        """Run ``forward`` on the inputs' data and record the op if any input needs grad."""
-        fn = cls()
-        needs = tuple([t.requires_grad for t in inputs])
-        track = True in needs and _grad_enabled.get()
-        fn.needs_input_grad = needs
-        try:
-            out = fn.forward(*[t.data for t in inputs], **options)
-        except ValueError as err:
-            shapes = ", ".join(str(t.shape) for t in inputs)
-            # numpy reports misfitting shapes as ValueError; name the op and the shapes.
-            kind = ShapeError if _about_shapes(str(err)) else type(err)
-            raise kind(f"{cls.__name__}: {err} (input shapes: {shapes})") from None
-        if type(out) is not np.ndarray:  # numpy returns scalars for full reductions
-            out = np.asarray(out)
-        if _anomaly_enabled.get():
-            _check_finite(out, f"{cls.__name__} forward")
-        if track:
-            fn.parents = inputs
-            return _Tensor._from_op(out, fn)
-        return _Tensor._from_op(out, None)
-
-    def release(self) -> None:
-        """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
-        self.__dict__.clear()
-        self.parents = None
-
-
-def _about_shapes(message: str) -> bool:
-    return any(word in message for word in ("shape", "broadcast", "dimension", "axis",
-                                            "size", "operand"))
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op_name: str) -> np.ndarray:
@@ -209,10 +100,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op_name: str) -> np.nd
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from ``root`` through inputs needing grad, root first.
-
-    Iterative depth-first search: a 10,000-op chain must not hit the recursion limit.
-    """
+    """Nodes reachable from ``root`` through inputs needing grad, root first."""
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -244,45 +132,36 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _pass_strategy(order: list[Tensor]) -> tuple[Any, float, float]:
-    """The normalization strategy, example count and seed scale of this pass.
-
-    (None, 0, 1) when no batch reduction took part: the pass is plain calculus.
-    Checks, before any leaf is written, that the pass is normalized one way only.
-    """
-    reductions = []
+def _plan(order: list[Tensor]) -> PassPlan:
+    """Ask the ops that plan passes (batch reductions) for this pass's plan."""
+    planners = []
     leaves = []
     for node in order:
         fn = node._ctx
         if fn is None:
             leaves.append(node)
-        elif fn.is_batch_reduction:
-            reductions.append(fn)
-    if not reductions:
-        return None, 0.0, 1.0
-    first = reductions[0]
-    for other in reductions[1:]:
-        if other.strategy.key != first.strategy.key:
-            raise GraphError(
-                f"one backward pass mixes normalization strategies {first.strategy.name!r} "
-                f"and {other.strategy.name!r}; compute both losses under one strategy"
-            )
-        if other.seed_scale != first.seed_scale:
-            raise GraphError(
-                f"this backward pass adds batch reductions over different example counts "
-                f"({first.count:g} and {other.count:g}) under {first.strategy.name!r}, which "
-                "scales each by its own count; call backward() on each loss separately "
-                "(gradients accumulate)"
-            )
-    key = first.strategy.key
-    for leaf in leaves:
-        if leaf._grad_strategy is not None and leaf._grad_strategy != key:
-            raise GraphError(
-                f"a leaf (shape {leaf.shape}) holds a gradient normalized by another strategy "
-                f"than {first.strategy.name!r}; clear it (zero_grad() or .grad = None) before "
-                "switching strategies"
-            )
-    return first.strategy, max(r.count for r in reductions), first.seed_scale
+        elif fn.plan_pass is not None:
+            planners.append(fn)
+    if not planners:
+        return PLAIN_CALCULUS
+    return planners[0].plan_pass(planners, leaves)
+
+
+def _seed(root: Tensor, grad: Any, plan: PassPlan) -> np.ndarray:
+    """The gradient backward starts from at ``root``, scaled by the plan."""
+    scale = plan.seed_scale
+    if grad is None:
+        seed = np.full(root.shape, scale, dtype=np.float64)
+    else:
+        seed = np.array(getattr(grad, "data", grad), dtype=np.float64)
+        if seed.shape != root.shape:
+            raise ShapeError(f"backward(grad): grad has shape {seed.shape}, the tensor has "
+                             f"shape {root.shape}")
+        if scale != 1.0:
+            seed = seed * scale
+    if root.data.ndim > 0:  # a 0-d seed stays float64: scaled, it may pass float16's range
+        seed = seed.astype(plan.carry_dtype(root.dtype))
+    return seed
 
 
 def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
@@ -292,34 +171,16 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             "backward() on a tensor that does not require grad: no input of the graph has "
             "requires_grad=True, or it was computed under no_grad()"
         )
-    if grad is None:
-        if root.data.size != 1:
-            raise GraphError(
-                f"backward() without a gradient needs a scalar; this tensor has shape "
-                f"{root.shape}. Reduce it first (e.g. loss.mean()) or pass backward(grad) "
-                "with a gradient of the same shape."
-            )
-        seed = None  # ones times the strategy's scale, made below in one go
-    else:
-        seed = np.array(getattr(grad, "data", grad), dtype=np.float64)
-        if seed.shape != root.shape:
-            raise ShapeError(f"backward(grad): grad has shape {seed.shape}, the tensor has "
-                             f"shape {root.shape}")
-
+    if grad is None and root.data.size != 1:
+        raise GraphError(
+            f"backward() without a gradient needs a scalar; this tensor has shape "
+            f"{root.shape}. Reduce it first (e.g. loss.mean()) or pass backward(grad) "
+            "with a gradient of the same shape."
+        )
     order = _topological_order(root)
-    strategy, count, seed_scale = _pass_strategy(order)
-    # The strategy seeds the pass with a factor (deferred: m), so that every branch,
-    # not just the batch reduction, is scaled by one policy. Scaled gradients above the
-    # reduction may pass float16's 65,504, so such a pass carries float16 in float32.
-    widen = seed_scale != 1.0
-    if seed is None:
-        seed = np.full(root.shape, seed_scale, dtype=np.float64)
-    elif widen:
-        seed = seed * seed_scale
-    if root.data.ndim > 0:
-        seed = seed.astype(accumulator(root.dtype) if widen else root.dtype)
-    anomaly = _anomaly_enabled.get()
-    grads: dict[int, np.ndarray] = {id(root): seed}
+    plan = _plan(order)
+    grads: dict[int, np.ndarray] = {id(root): _seed(root, grad, plan)}
+    anomaly = anomaly_enabled.get()
     leaves: list[Tensor] = []
     handed_to_leaves: set[int] = set()
     for node in order:
@@ -336,7 +197,7 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             if id(g) in handed_to_leaves or g.base is not None or type(g) is not np.ndarray:
                 g = np.array(g)  # each .grad is an array that owns its memory
             handed_to_leaves.add(id(g))
-            _write_leaf_grad(node, g, strategy, count)
+            plan.write_leaf(node, g)
             leaves.append(node)
             continue
         input_grads = fn.backward(g)
@@ -353,52 +214,18 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
                 continue
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape, op_name)
-            # Cast to the input's dtype, except for leaves (cast once the strategy has
-            # written them, so a float16 weight's mean comes from its float32 sum), for
-            # 0-d gradients, and for float16 in a seeded pass (see ``widen`` above).
+            # Cast to the input's dtype (as the plan carries it), except for leaves, which
+            # the plan writes from the gradient as computed, and 0-d gradients.
             if pg.dtype != parent.data.dtype and pg.ndim > 0 and parent._ctx is not None:
-                target = accumulator(parent.data.dtype) if widen else parent.data.dtype
+                target = plan.carry_dtype(parent.data.dtype)
                 if pg.dtype != target:
                     pg = pg.astype(target)
             if anomaly:
-                _check_finite(pg, f"{op_name} backward (gradient of input {i})")
+                check_finite(pg, f"{op_name} backward (gradient of input {i})")
             key = id(parent)
             # Out of place: a backward may hand the same array to two inputs.
             grads[key] = grads[key] + pg if key in grads else pg
         if not retain_graph:
             fn.release()
-    notify_after_backward(root, leaves, strategy)
-
-
-def _write_leaf_grad(leaf: Tensor, g: np.ndarray, strategy: Any, count: float) -> None:
-    """Add this pass's gradient to a leaf, through the strategy when one normalized it.
-
-    A leaf's ``.grad`` is a normalized part (what strategies accumulated, over
-    ``_grad_count`` examples) plus a plain-calculus part (passes with no batch
-    reduction), kept apart so a strategy's running mean never rescales plain terms.
-    While the count is 0 all of ``.grad`` is plain, so only then may it be used as is.
-    """
-    dtype = leaf.data.dtype
-    if strategy is None:  # no batch reduction: plain calculus
-        g = np.asarray(g, dtype=dtype)
-        if leaf._grad_count:
-            plain = leaf._plain_grad
-            leaf._plain_grad = g.copy() if plain is None else plain + g
-        leaf._grad = g if leaf._grad is None else np.asarray(leaf._grad + g)
-        return
-    work = accumulator(dtype)  # float16 leaves are accumulated in float32
-    if leaf._grad_count:
-        plain = leaf._plain_grad
-        normalized = leaf._grad if plain is None else leaf._grad - plain
-        normalized = normalized.astype(work, copy=False)
-    else:  # everything so far (if anything) is plain calculus, including in-place edits
-        plain = None if leaf._grad is None else leaf._grad.copy()
-        normalized = None
-    new = strategy.accumulate(leaf, normalized, leaf._grad_count, g.astype(work, copy=False),
-                              count)
-    if plain is not None:
-        new = new + plain
-    leaf._grad = np.asarray(new, dtype=dtype)
-    leaf._plain_grad = plain
-    leaf._grad_count += count
-    leaf._grad_strategy = strategy.key
+    if _observer is not None:
+        _observer(root, leaves, plan.name)

@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from minidl.data.datasets import DATASETS
+from minidl.errors import ConfigError
 from minidl.strategy import NormalizationConfig
 
 if sys.version_info >= (3, 11):
@@ -127,10 +128,6 @@ class Config(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     plugins: list[str] = Field(default_factory=list, description="observer plugins to load: "
                                "dotted module paths or .py files")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the field and what is allowed."""
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from minidl.errors import InvalidTypeError
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -41,9 +42,9 @@ def as_float_dtype(dtype: Any) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except TypeError as err:
-        raise TypeError(f"unknown dtype {dtype!r}; use one of float16, float32, float64") from err
+        raise InvalidTypeError(f"unknown dtype {dtype!r}; use one of float16, float32, float64") from err
     if resolved not in FLOAT_DTYPES:
-        raise TypeError(
+        raise InvalidTypeError(
             f"dtype {resolved} is not a floating dtype minidl computes in; "
             "use one of float16, float32, float64"
         )
@@ -53,12 +54,12 @@ def as_float_dtype(dtype: Any) -> np.dtype:
 def check_supported(array: np.ndarray, given: Any) -> None:
     """Raise ``TypeError`` unless ``array`` holds real numbers (bool, int or float)."""
     if array.dtype.kind not in "biuf":
-        raise TypeError(
+        raise InvalidTypeError(
             f"minidl tensors hold real numbers (bool, int or float); got {type(given).__name__} "
             f"of dtype {array.dtype}. Convert it first, e.g. np.asarray(x, dtype=np.float32)."
         )
     if array.dtype.kind == "f" and array.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype {array.dtype} is not supported; use float16, float32 or float64")
+        raise InvalidTypeError(f"dtype {array.dtype} is not supported; use float16, float32 or float64")
 
 
 _FLOAT16, _FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)

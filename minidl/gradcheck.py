@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from minidl.errors import MinidlError
+from minidl.errors import InvalidTypeError, MinidlError
 from minidl.tensor import Tensor
 
 
@@ -18,7 +18,7 @@ def _scalar_projection(fn: Callable[..., Any], inputs: list[Tensor], weights: np
                        ) -> tuple[Tensor, str]:
     out = fn(*inputs)
     if not isinstance(out, Tensor):
-        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+        raise InvalidTypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     op_name = type(out._ctx).__name__ if out._ctx is not None else "(no op)"
     return (out * weights).sum(), op_name  # a random projection checks every output at once
 

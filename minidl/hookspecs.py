@@ -1,25 +1,35 @@
 """Every hook minidl calls, grouped by phase. Plugins implement them with ``@mdl.hookimpl``.
 
-A *strategy* plugin decides where a batch mean's 1/m lives (see DESIGN, "Gradient
-normalization"). It implements ``minidl_strategy_info`` and ``minidl_cost_scale``,
-and optionally ``minidl_loss_grad_scale`` and ``minidl_leaf_grad``. Exactly one
-strategy answers these hooks for a backward pass: minidl calls them on the active
-strategy's plugin only. Any plugin may implement the observer hooks.
+A *strategy* plugin decides where a batch mean's 1/m lives (docs/design.md,
+"The gradient's path"). It implements ``minidl_strategy_info`` and
+``minidl_cost_scale``, and optionally ``minidl_loss_grad_scale`` and
+``minidl_leaf_grad``.
+
+How the hooks are called:
+
+* Strategy hooks are called on the *active strategy's plugin only*, never on every
+  registered plugin: exactly one strategy normalizes a backward pass, and another
+  strategy's answer must not leak in. So none of them is ``firstresult``: there is
+  only ever one result. (``minidl_strategy_info`` is called on each strategy plugin
+  in turn, when minidl indexes the installed strategies.)
+* Observer hooks (``minidl_after_backward`` and the training hooks) are called on
+  every plugin that implements them, in pluggy's order; their results are
+  collected, and only ``minidl_epoch_end`` looks at them (any True stops training).
 
 Hooks are called with keyword arguments; an implementation may accept any subset.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pluggy
+from pydantic import BaseModel
+from minidl.errors import InvalidTypeError
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
-    from minidl.strategy import StrategyInfo
     from minidl.tensor import Tensor
 
 PROJECT_NAME = "minidl"
@@ -32,21 +42,51 @@ STRATEGY_HOOKS = ("minidl_strategy_info", "minidl_cost_scale", "minidl_loss_grad
                   "minidl_leaf_grad")
 
 
+@dataclass(frozen=True)
+class StrategyInfo:
+    """How a strategy plugin describes itself, returned by ``minidl_strategy_info``.
+
+    >>> from pydantic import BaseModel
+    >>> class Options(BaseModel):
+    ...     power: float = 0.5
+    >>> StrategyInfo(name="rms", description="divide by m ** power", options=Options).name
+    'rms'
+    """
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    #: A pydantic model of the strategy's options, validated with the config.
+    options: type[BaseModel] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidTypeError(f"StrategyInfo.name must be a non-empty str, got {self.name!r}")
+        aliases = self.aliases
+        if not isinstance(aliases, tuple) or not all(isinstance(a, str) and a for a in aliases):
+            raise InvalidTypeError(f"StrategyInfo.aliases must be a tuple of names, got {aliases!r}")
+        if not isinstance(self.description, str):
+            raise InvalidTypeError(f"StrategyInfo.description must be a str, got {self.description!r}")
+        if self.options is not None and not (isinstance(self.options, type)
+                                             and issubclass(self.options, BaseModel)):
+            raise InvalidTypeError("StrategyInfo.options must be a pydantic BaseModel subclass (or "
+                            f"None), got {self.options!r}")
+
+
 # -------------------------------------------------------------------------------------------
 # Strategy: describing itself
 # -------------------------------------------------------------------------------------------
 
-@hookspec(firstresult=True)
-def minidl_strategy_info() -> StrategyInfo | None:
+@hookspec
+def minidl_strategy_info() -> StrategyInfo:
     """Describe the normalization strategy this plugin implements.
 
-    Called once per plugin when the plugin manager indexes the installed strategies,
-    and by ``minidl plugins``. Implementing it is what makes a plugin a strategy.
+    Called on each strategy plugin when minidl indexes the installed strategies
+    (after any plugin is registered or unregistered), and by ``minidl plugins``.
+    Implementing it is what makes a plugin a strategy.
 
     :return: A :class:`minidl.StrategyInfo` with the strategy's name, aliases,
         one-line description and, if it takes options, their pydantic model.
-
-    Stops at first non-None result.
     """
 
 
@@ -54,27 +94,26 @@ def minidl_strategy_info() -> StrategyInfo | None:
 # Strategy: the three places a 1/m can live
 # -------------------------------------------------------------------------------------------
 
-@hookspec(firstresult=True)
+@hookspec
 def minidl_cost_scale(count: float, options: BaseModel | None) -> float | None:
     """Choose the factor c of the reported cost J = c * sum_i w_i l_i.
 
-    Called in the forward pass, each time per-example losses are batch-reduced
-    (a loss's default reduction or ``mdl.batch_reduce``). Required of a strategy.
+    Called on the active strategy's plugin in the forward pass, each time
+    per-example losses are batch-reduced (a loss's default reduction or
+    ``mdl.batch_reduce``). Required of a strategy.
 
     :param count: N, the number of examples in the batch, or the sum of their
         sample weights (a mask counts the examples it keeps).
     :param options: The strategy's validated options model, or None if it has none.
     :return: c, a positive finite number: ``1 / count`` for a mean, ``1.0`` for a sum.
-
-    Stops at first non-None result.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def minidl_loss_grad_scale(count: float, options: BaseModel | None) -> float | None:
     """Choose s, so that backward starts at the per-example losses with dJ/dl_i = s * w_i.
 
-    Called in the forward pass beside ``minidl_cost_scale``. This gradient flows
+    Called on the active strategy's plugin, beside ``minidl_cost_scale``. This gradient flows
     down into every dZ and dA. When s differs from c, the engine seeds the whole
     backward pass with s / c, so branches that skip the batch reduction (an L2
     penalty added to the cost) are scaled by the same policy as the data term.
@@ -83,18 +122,16 @@ def minidl_loss_grad_scale(count: float, options: BaseModel | None) -> float | N
     :param options: The strategy's validated options model, or None.
     :return: s, a positive finite number; None (not implemented) means s = c,
         plain calculus of the reported cost.
-
-    Stops at first non-None result.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray,
                      new_count: float, options: BaseModel | None) -> np.ndarray | None:
     """Compute the gradient to store in a leaf (dW, db) at the end of a backward pass.
 
-    Called once per leaf that requires grad, for every backward pass whose graph
-    contains a batch reduction. minidl keeps plain-calculus contributions (passes
+    Called on the strategy's plugin once per leaf that requires grad, for every
+    backward pass whose graph contains a batch reduction made under that strategy. minidl keeps plain-calculus contributions (passes
     with no batch reduction) apart and adds them back afterwards, so ``grad`` here
     is only what strategies accumulated. Arrays are float32 for a float16 leaf (sums
     over a batch pass float16's 65,504 long before a mean does); minidl casts back.
@@ -109,8 +146,6 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
     :param options: The strategy's validated options model, or None.
     :return: An array of the leaf's shape; None (not implemented) means
         ``new_grad`` added to ``grad``.
-
-    Stops at first non-None result.
     """
 
 

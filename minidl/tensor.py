@@ -1,22 +1,22 @@
-"""``Tensor``: a numpy array that remembers the op that made it.
+"""``Tensor``, a numpy array that remembers the op that made it, and ``Function``, an op.
 
-The arithmetic lives in ``minidl.ops``; this module only holds the data, the
-gradient bookkeeping and the operator overloads that forward to those ops.
+As in tinygrad, the two live side by side: ``Function.apply`` builds Tensors and a
+Tensor records the Function that made it. The arithmetic lives in ``minidl.ops``
+(imported once, at the bottom, because the ops build on these two classes); the
+backward pass lives in ``minidl.autograd``, which needs neither at import time.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from minidl import dtypes
 from minidl.autograd import run_backward
-from minidl.errors import GraphError, ShapeError
-
-if TYPE_CHECKING:
-    from minidl.autograd import Function
+from minidl.errors import GraphError, InvalidTypeError, InvalidValueError, MinidlError, ShapeError
+from minidl.gradmode import anomaly_enabled, check_finite, grad_enabled
 
 ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of numbers
 
@@ -31,7 +31,7 @@ def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
         try:
             array = np.asarray(data)
         except ValueError as err:  # ragged nested lists
-            raise TypeError(f"cannot build a tensor from {type(data).__name__}: {err}") from None
+            raise InvalidTypeError(f"cannot build a tensor from {type(data).__name__}: {err}") from None
         dtypes.check_supported(array, data)
         if dtype is None and array.dtype.kind in "iuf":
             dtype = dtypes.get_default_dtype()  # Python numbers take the default dtype
@@ -55,24 +55,25 @@ class Tensor:
     normalization strategy it is what that strategy wrote (see ``grad_count``).
     """
 
-    __slots__ = ("data", "requires_grad", "_grad", "_grad_count", "_plain_grad",
-                 "_grad_strategy", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "requires_grad", "_grad", "_grad_record", "_ctx", "_retains_grad",
+                 "__weakref__")
     # Make ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting over objects.
     __array_ufunc__ = None
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         array = _to_array(data, dtype)
         if requires_grad and array.dtype.kind != "f":
-            raise TypeError(
+            raise InvalidTypeError(
                 f"only floating tensors can require gradients; this one is {array.dtype}. "
                 "Pass dtype=float32 (or float64) to make it differentiable."
             )
         self.data: np.ndarray = array
         self.requires_grad: bool = bool(requires_grad)
         self._grad: np.ndarray | None = None
-        self._grad_count: float = 0.0  # examples behind the normalized part of _grad
-        self._plain_grad: np.ndarray | None = None  # the plain-calculus part of _grad
-        self._grad_strategy: Any = None  # key of the strategy that normalized _grad
+        # What a normalization strategy keeps about ``_grad`` (its example count, the
+        # plain-calculus part); None until a batch-reduced pass writes this leaf. Only
+        # the pass plans read it (minidl.autograd and minidl.strategy).
+        self._grad_record: Any = None
         self._ctx: Function | None = None
         self._retains_grad = False
 
@@ -83,9 +84,7 @@ class Tensor:
         out.data = data
         out.requires_grad = ctx is not None
         out._grad = None
-        out._grad_count = 0.0
-        out._plain_grad = None
-        out._grad_strategy = None
+        out._grad_record = None
         out._ctx = ctx
         out._retains_grad = False
         return out
@@ -117,7 +116,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+            raise InvalidValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                              "use .any() on .data or reduce it first")
         return bool(self.data)
 
@@ -131,7 +130,7 @@ class Tensor:
     def item(self) -> float | int | bool:
         """The single value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element; this one has shape "
+            raise InvalidValueError(f"item() needs a tensor with one element; this one has shape "
                              f"{self.shape}")
         return self.data.item()
 
@@ -159,9 +158,7 @@ class Tensor:
         """Assigning keeps the example count (so clipping stays normalized); None clears."""
         if value is None:
             self._grad = None
-            self._grad_count = 0.0  # clearing the gradient starts a new accumulation
-            self._plain_grad = None
-            self._grad_strategy = None
+            self._grad_record = None  # clearing the gradient starts a new accumulation
             return
         array = np.array(getattr(value, "data", value), dtype=self.data.dtype)
         if array.shape != self.data.shape:
@@ -177,7 +174,8 @@ class Tensor:
 
         0 when no batch reduction contributed: the gradient is plain calculus.
         """
-        return self._grad_count
+        record = self._grad_record
+        return 0.0 if record is None else record.count
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (e.g. to inspect dZ)."""
@@ -322,6 +320,77 @@ class Tensor:
         return _ops.cast(self, dtype)
 
 
+class Function:
+    """One differentiable primitive: ``forward`` and ``backward`` side by side.
+
+    Subclasses implement ``forward(*arrays, **options) -> ndarray`` (saving on
+    ``self`` what backward needs) and ``backward(grad) -> gradient or tuple``, one
+    entry per tensor input, ``None`` where ``self.needs_input_grad[i]`` is False.
+    ``backward`` may return gradients in the broadcast output shape; the engine
+    sums them back to each input's shape. It must not modify ``grad`` in place.
+
+    >>> import numpy as np, minidl as mdl
+    >>> class Cube(mdl.Function):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x ** 3
+    ...     def backward(self, grad):
+    ...         return grad * 3 * self.x ** 2
+    >>> x = mdl.tensor([2.0], requires_grad=True)
+    >>> Cube.apply(x).sum().backward(); x.grad
+    array([12.], dtype=float32)
+
+    Check a new op with ``mdl.gradcheck`` before trusting it.
+    """
+
+    #: Set by an op that plans the backward passes through it (only the batch
+    #: reduction): a callable ``plan_pass(planners, leaves) -> PassPlan``, see
+    #: ``minidl.autograd.PassPlan``. None for every other op.
+    plan_pass: Any = None
+    parents: tuple[Tensor, ...] | None
+    needs_input_grad: tuple[bool, ...]
+
+    def forward(self, *arrays: Any, **options: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
+
+    def backward(self, grad: np.ndarray) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement backward(grad), returning one gradient "
+            "per input (None where needs_input_grad is False)"
+        )
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **options: Any) -> Tensor:
+        """Run ``forward`` on the inputs' data and record the op if any input needs grad."""
+        fn = cls()
+        needs = tuple([t.requires_grad for t in inputs])
+        track = True in needs and grad_enabled.get()
+        fn.needs_input_grad = needs
+        try:
+            out = fn.forward(*[t.data for t in inputs], **options)
+        except MinidlError:
+            raise
+        except ValueError as err:
+            # minidl's own ops raise MinidlErrors for their own complaints, so a ValueError
+            # from one is numpy's about shapes, sizes or axes; a user's op keeps its type.
+            kind = ShapeError if cls.__module__.startswith("minidl.") else type(err)
+            shapes = ", ".join(str(t.shape) for t in inputs)
+            raise kind(f"{cls.__name__}: {err} (input shapes: {shapes})") from None
+        if type(out) is not np.ndarray:  # numpy returns scalars for full reductions
+            out = np.asarray(out)
+        if anomaly_enabled.get():
+            check_finite(out, f"{cls.__name__} forward")
+        if track:
+            fn.parents = inputs
+            return Tensor._from_op(out, fn)
+        return Tensor._from_op(out, None)
+
+    def release(self) -> None:
+        """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
+        self.__dict__.clear()
+        self.parents = None
+
+
 def from_numpy(array: np.ndarray) -> Tensor:
     """A constant tensor that shares ``array``'s memory (no copy), as ``torch.from_numpy``.
 
@@ -331,7 +400,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     tensor([1., 0.])
     """
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy takes a numpy array, got {type(array).__name__}")
+        raise InvalidTypeError(f"from_numpy takes a numpy array, got {type(array).__name__}")
     dtypes.check_supported(array, array)
     return Tensor._from_op(array, None)
 
@@ -349,7 +418,4 @@ def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> T
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-from minidl import autograd as _autograd  # noqa: E402
-from minidl import ops as _ops  # noqa: E402  (ops import Tensor; bound after the class)
-
-_autograd._Tensor = Tensor  # Function.apply builds its outputs with Tensor._from_op
+from minidl import ops as _ops  # noqa: E402  (the ops build on Tensor and Function)

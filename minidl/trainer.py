@@ -13,25 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from minidl import io, nn
-from minidl.autograd import no_grad
+from minidl import nn, storage
 from minidl.builders import Data, build_data, build_model, build_optimizer
 from minidl.config import Config, config_to_toml
 from minidl.data import DataLoader, Dataset
-from minidl.errors import MinidlError
-from minidl.ops import batch_reduce
-from minidl.pluginmanager import get_plugin_manager
+from minidl.errors import CheckpointError, OutputDirError, TrainingDiverged
+from minidl.gradmode import no_grad
+from minidl.strategy import batch_reduce
+from minidl.pluginmanager import get_plugin_manager, plugin_name
 from minidl.tensor import from_numpy
 
 CHECKPOINT_NAME = "checkpoint.npz"
-
-
-class TrainingDiverged(MinidlError, FloatingPointError):
-    """The loss became NaN or infinite; the message says when."""
-
-
-class OutputDirError(MinidlError, ValueError):
-    """``output.dir`` cannot be created or written to; found before training starts."""
 
 
 class Trainer:
@@ -53,15 +45,12 @@ class Trainer:
         self._build(config)
 
     def _import_plugins(self, specs: list[str]) -> list[tuple[str, object]]:
-        """Import ``config.plugins`` now (a bad one fails before training), but register
-        them only while ``fit`` runs, so they never fire for another trainer."""
+        """Import and check ``config.plugins`` now (a bad one fails before training), but
+        register them only while ``fit`` runs, so they never fire for another trainer."""
         plugins = []
         for spec in specs:
-            known = {id(p) for p in self.pm.get_plugins()}
-            plugin = self.pm.import_plugin(spec)
-            plugins.append((self.pm.get_name(plugin) or spec, plugin))
-            if id(plugin) not in known:
-                self.pm.unregister(plugin)
+            plugin = self.pm.import_plugin(spec, register=False)
+            plugins.append((self.pm.get_name(plugin) or plugin_name(spec), plugin))
         return plugins
 
     def _build(self, config: Config) -> None:
@@ -84,7 +73,7 @@ class Trainer:
         self.output_dir = Path(config.output.dir) if config.output.dir else None
         if self.output_dir is not None:
             try:  # now, not at the first checkpoint, perhaps 1,000 epochs in
-                io.ensure_writable_dir(self.output_dir)
+                storage.ensure_writable_dir(self.output_dir)
             except OSError as err:
                 raise OutputDirError(
                     f"output.dir {str(self.output_dir)!r} is not a writable directory "
@@ -229,14 +218,14 @@ class Trainer:
             "optimizer": {"lr": optimizer_state["lr"], "steps": optimizer_state["steps"]},
             "rng": [g.bit_generator.state for g in self._generators()],
         }
-        io.save_arrays(path, arrays, meta)
+        storage.save_arrays(path, arrays, meta)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, quiet: bool = True) -> Trainer:
         """A trainer restored from ``save_checkpoint``, ready to continue ``fit()``."""
-        arrays, meta = io.load_arrays(path)
+        arrays, meta = storage.load_arrays(path)
         if meta.get("format") != 1:
-            raise ValueError(f"{path} is not a minidl training checkpoint")
+            raise CheckpointError(f"{path} is not a minidl training checkpoint")
         trainer = cls(Config.model_validate(meta["config"]), quiet=quiet)
         trainer.model.load_state_dict({k.removeprefix("model/"): v for k, v in arrays.items()
                                        if k.startswith("model/")})
@@ -261,10 +250,10 @@ class Trainer:
         """The final model, the resolved config and the metrics, each written atomically."""
         if self.output_dir is None:
             return
-        io.save_arrays(self.output_dir / "model.npz", self.model.state_dict(),
+        storage.save_arrays(self.output_dir / "model.npz", self.model.state_dict(),
                        {"task": self.data.task.kind, "scaling": self.data.scaling})
-        io.atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.config))
-        io.atomic_write_json(self.output_dir / "metrics.json",
+        storage.atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.config))
+        storage.atomic_write_json(self.output_dir / "metrics.json",
                              {"final": final, "history": _history_columns(self.history)})
 
 

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from minidl.cli.main import RunFailure, UsageError
+from minidl.cli.main import UsageError, reading_user_input
 from minidl.cli.train import load_args_config
-from minidl.errors import PluginError
 from minidl.strategy import resolve_strategy
 
 DTYPES = ("float16", "float32", "float64")
@@ -47,15 +46,10 @@ def _run(args: argparse.Namespace) -> int:
         except ImportError:
             raise UsageError("--plot needs matplotlib: pip install 'minidl[plot]'") from None
     config = load_args_config(args)
-    try:  # naming a strategy that cannot be loaded is bad usage ...
+    with reading_user_input():  # naming a strategy that cannot be loaded is bad usage ...
         for name in options["strategies"] or []:
             resolve_strategy(name)
-    except (PluginError, ValueError) as err:  # UnknownStrategyError is a ValueError
-        raise UsageError(str(err)) from None
-    try:
-        result = compare(config, **options)
-    except PluginError as err:  # ... a strategy's hook failing while measured is not
-        raise RunFailure(str(err)) from None
+    result = compare(config, **options)  # ... a strategy's hook failing while measured is not
     if args.plot:
         from minidl.compare.report import plot_curves
 

@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from minidl.cli.main import RunFailure, UsageError
-from minidl.config import ConfigError, config_to_toml, load_config
-from minidl.data import DataError
-from minidl.errors import GradientNotNormalizedError, PluginError
-from minidl.io import json_safe
-from minidl.strategy import UnknownStrategyError
-from minidl.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged
+from minidl.cli.main import UsageError, reading_user_input
+from minidl.config import config_to_toml, load_config
+from minidl.storage import json_safe
+from minidl.trainer import CHECKPOINT_NAME, Trainer
 
 
 def load_args_config(args: argparse.Namespace) -> Any:
@@ -22,17 +19,13 @@ def load_args_config(args: argparse.Namespace) -> Any:
     overrides = list(args.set or [])
     if getattr(args, "strategy", None):
         overrides.append(f"normalization.strategy={args.strategy}")
-    try:
+    with reading_user_input():  # a strategy plugin that cannot load fails while validating
         return load_config(args.config, overrides)
-    except (ConfigError, DataError, PluginError, UnknownStrategyError) as err:
-        # Config time: a strategy plugin that cannot be imported or registered (and
-        # the plugin manager's entry points) fail while the config validates.
-        raise UsageError(str(err)) from None
 
 
 def _train(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
-    try:
+    with reading_user_input():
         if args.resume:
             if args.config or args.set or args.strategy:
                 raise UsageError("--resume continues a run with its own saved config; "
@@ -40,14 +33,8 @@ def _train(args: argparse.Namespace) -> int:
             trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
         else:
             trainer = Trainer(load_args_config(args), quiet=quiet)
-    except (PluginError, FileNotFoundError, ValueError) as err:  # DataError, config: ValueError
-        raise UsageError(str(err)) from None
     try:
-        final = trainer.fit()
-    except (TrainingDiverged, GradientNotNormalizedError, PluginError) as err:
-        # A plugin failing mid-run (a strategy's or an observer's hook) is a run
-        # failure, not bad usage: the config was fine until the plugin ran.
-        raise RunFailure(str(err)) from None
+        final = trainer.fit()  # a MinidlError here (NaN loss, a plugin failing) exits 1
     except KeyboardInterrupt:
         if trainer.output_dir and trainer.epoch:
             print(f"interrupted; the last checkpoint is loadable: minidl train --resume "

@@ -15,8 +15,7 @@ import numpy as np
 from minidl import nn
 from minidl.builders import Task
 from minidl.nn import functional as F
-from minidl.ops import batch_reduce
-from minidl.strategy import Strategy
+from minidl.strategy import Strategy, batch_reduce
 from minidl.tensor import Tensor
 
 ACTIVATIONS = {nn.Tanh: F.tanh, nn.ReLU: F.relu, nn.Sigmoid: F.sigmoid}

@@ -67,7 +67,7 @@ def plot_curves(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minidl.io import atomic_write_bytes
+    from minidl.storage import atomic_write_bytes
 
     figure, axis = plt.subplots(figsize=(7, 4))
     styles = ["-", "--", ":", "-."]

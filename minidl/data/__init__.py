@@ -1,7 +1,7 @@
 """Data: built-in datasets, CSV/NPZ loaders, ``Dataset``, ``DataLoader``, splitting."""
 
 from minidl.data.datasets import DATASETS, digits, load_builtin, moons, planar, spirals, xor
-from minidl.data.errors import DataError
+from minidl.errors import DataError
 from minidl.data.files import load_csv, load_npz
 from minidl.data.loader import DataLoader, Dataset, train_val_split
 

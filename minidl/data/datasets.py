@@ -17,7 +17,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import DataError
+from minidl.errors import DataError
 
 ArrayPair = tuple[np.ndarray, np.ndarray]
 

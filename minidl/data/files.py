@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from minidl.errors import DataError
 
 PathLike = str | os.PathLike[str]
 

@@ -10,8 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from minidl.data.errors import DataError
-from minidl.rng import Seed, as_generator
+from minidl.errors import DataError, InvalidValueError
 from minidl.tensor import Tensor, from_numpy
 
 
@@ -51,14 +50,14 @@ class DataLoader:
     """
 
     def __init__(self, dataset: Dataset, batch_size: int | None = None, shuffle: bool = False,
-                 drop_last: bool = False, seed: Seed = 0, dtype: Any = np.float32) -> None:
+                 drop_last: bool = False, seed: np.random.Generator | int | None = 0, dtype: Any = np.float32) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+            raise InvalidValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.dataset, self.shuffle, self.drop_last = dataset, shuffle, drop_last
         # max(.., 1): a full-batch loader over an empty dataset (e.g. the validation
         # half of train_val_split(ds, 0.0)) yields no batches instead of dividing by 0.
         self.batch_size = batch_size if batch_size is not None else max(len(dataset), 1)
-        self.generator = as_generator(seed)  # a seed or a Generator to share
+        self.generator = np.random.default_rng(seed)  # a seed or a Generator to share
         self.dtype = np.dtype(dtype)
 
     def __len__(self) -> int:
@@ -89,7 +88,7 @@ def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0
     (8, 2)
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise InvalidValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(dataset))
     n_val = val_split_size(len(dataset), val_fraction)
     val_index, train_index = order[:n_val], order[n_val:]

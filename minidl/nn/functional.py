@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from minidl.errors import ShapeError
-from minidl.ops import batch_reduce, linear, relu, sigmoid, tanh
+from minidl.errors import InvalidTypeError, InvalidValueError, ShapeError
+from minidl.strategy import batch_reduce
+from minidl.ops import linear, relu, sigmoid, tanh
 from minidl.ops.elementwise import as_tensor
 from minidl.ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
 from minidl.tensor import Tensor
@@ -53,7 +54,7 @@ def check_reduction(reduction: str) -> None:
     hint = (" (minidl's batch reduction is the strategy's choice: use reduction='batch' and "
             "select the strategy, e.g. with mdl.normalization('sum'))"
             if reduction in ("mean", "sum") else "")
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}{hint}")
+    raise InvalidValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}{hint}")
 
 
 def _reduce(losses: Tensor, reduction: str, sample_weight: Any, mask: Any,
@@ -94,12 +95,12 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
         if labels.dtype.kind == "f" and np.array_equal(labels, np.round(labels)):
             labels = labels.astype(np.int64)
         else:
-            raise TypeError(f"cross_entropy: target must be integer class labels of shape (m,), "
+            raise InvalidTypeError(f"cross_entropy: target must be integer class labels of shape (m,), "
                             f"got {labels.dtype} of shape {target.shape}")
     classes = logits.shape[1]
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
         bad = labels[(labels < 0) | (labels >= classes)][0]
-        raise ValueError(f"cross_entropy: label {bad} is out of range for {classes} classes "
+        raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} classes "
                          f"(labels must be 0..{classes - 1})")
     losses = CrossEntropy.apply(logits, Tensor._from_op(labels, None))
     return _reduce(losses, reduction, sample_weight, mask, strategy)

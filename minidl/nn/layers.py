@@ -9,8 +9,8 @@ import numpy as np
 from minidl import ops
 from minidl.dtypes import as_float_dtype, get_default_dtype
 from minidl.nn.module import Module, Parameter
-from minidl.rng import Seed, as_generator
 from minidl.tensor import Tensor
+from minidl.errors import InvalidTypeError, InvalidValueError
 
 INITS = ("xavier", "he")
 
@@ -28,15 +28,15 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 init: str = "xavier", generator: Seed = None, dtype: Any = None) -> None:
+                 init: str = "xavier", generator: np.random.Generator | int | None = None, dtype: Any = None) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
+                raise InvalidValueError(f"Linear: {name} must be a positive integer, got {value!r}")
         if init not in INITS:
-            raise ValueError(f"Linear: init must be one of {INITS}, got {init!r}")
+            raise InvalidValueError(f"Linear: init must be one of {INITS}, got {init!r}")
         dtype = as_float_dtype(dtype) if dtype is not None else get_default_dtype()
-        rng = as_generator(generator)
+        rng = np.random.default_rng(generator)
         if init == "xavier":
             std = np.sqrt(2.0 / (in_features + out_features))
         else:
@@ -67,7 +67,7 @@ class Sequential(Module):
         super().__init__()
         for index, module in enumerate(modules):
             if not isinstance(module, Module):
-                raise TypeError(f"Sequential: argument {index} is {type(module).__name__}, "
+                raise InvalidTypeError(f"Sequential: argument {index} is {type(module).__name__}, "
                                 "not a Module")
             setattr(self, str(index), module)
 
@@ -108,12 +108,12 @@ class Dropout(Module):
     tensor([1., 2.])
     """
 
-    def __init__(self, p: float = 0.5, generator: Seed = None) -> None:
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | int | None = None) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+            raise InvalidValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
-        self.generator = as_generator(generator)
+        self.generator = np.random.default_rng(generator)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:

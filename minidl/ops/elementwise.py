@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from minidl.autograd import Function
 from minidl.dtypes import as_float_dtype
-from minidl.tensor import Tensor, tensor
+from minidl.tensor import Function, Tensor, tensor
+from minidl.errors import InvalidTypeError
 
 
 def as_tensor(x: Any) -> Tensor:
@@ -244,7 +244,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     """
     cond = as_tensor(condition)
     if cond.dtype.kind != "b":
-        raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+        raise InvalidTypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
     return Where.apply(cond, *_pair(a, b))
 
 

@@ -6,17 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from minidl.autograd import Function
 from minidl.dtypes import accumulator, accurate_sum
 from minidl.errors import ShapeError
 from minidl.ops.elementwise import as_tensor
-from minidl.tensor import Tensor
+from minidl.tensor import Function, Tensor
 
 
 class MatMul(Function):
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul needs tensors of at least one dimension; use * for scalars")
+            raise ShapeError("MatMul: matmul needs tensors of at least one dimension; use * for scalars")
         self.a, self.b = a, b
         return a @ b
 

@@ -1,7 +1,7 @@
 """Fused, numerically stable primitives behind softmax and the losses.
 
 Each loss returns per-example values (shape (m,)); the batch reduction that
-turns them into a cost lives in ``minidl.ops.batch``. Fusing softmax with its
+turns them into a cost lives in ``minidl.strategy``. Fusing softmax with its
 log and cross-entropy keeps logits of +-1000 finite in float32 and gives the
 course's clean gradient (softmax - onehot, sigmoid - y) in one step.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.autograd import Function
 from minidl.ops.elementwise import _sigmoid_from_exp
+from minidl.tensor import Function
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:

@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from minidl.autograd import Function
 from minidl.ops.elementwise import as_tensor
-from minidl.tensor import Tensor
+from minidl.tensor import Function, Tensor
+from minidl.errors import InvalidValueError
 
 
 class Reshape(Function):
@@ -95,7 +95,7 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
         # Only -ndim..ndim-1 wrap around (as numpy); 2 on a 2-D tensor is an error, not 0.
         axes = tuple(ax % a.ndim if -a.ndim <= ax < a.ndim else ax for ax in given)
         if sorted(axes) != list(range(a.ndim)):
-            raise ValueError(f"transpose: axes {given} are not a permutation of the "
+            raise InvalidValueError(f"transpose: axes {given} are not a permutation of the "
                              f"{a.ndim} axes of a tensor of shape {a.shape}")
     return Transpose.apply(a, axes=axes)
 
@@ -113,7 +113,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     tensor([1., 2., 3.])
     """
     if len(tensors) == 0:
-        raise ValueError("concatenate needs at least one tensor")
+        raise InvalidValueError("concatenate needs at least one tensor")
     return Concatenate.apply(*[as_tensor(t) for t in tensors], axis=axis)
 
 
@@ -125,5 +125,5 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     (2, 2)
     """
     if len(tensors) == 0:
-        raise ValueError("stack needs at least one tensor")
+        raise InvalidValueError("stack needs at least one tensor")
     return Stack.apply(*[as_tensor(t) for t in tensors], axis=axis)

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from minidl.autograd import Function
 from minidl.dtypes import accurate_sum
 from minidl.ops.elementwise import as_tensor
-from minidl.tensor import Tensor
+from minidl.tensor import Function, Tensor
+from minidl.errors import InvalidValueError
 
 Axis = int | tuple[int, ...] | None
 
@@ -25,7 +25,7 @@ def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     normalized = []
     for ax in axes:
         if not -ndim <= ax < ndim:
-            raise ValueError(f"axis {ax} is out of bounds for a tensor with {ndim} dimensions")
+            raise InvalidValueError(f"axis {ax} is out of bounds for a tensor with {ndim} dimensions")
         normalized.append(int(ax) % ndim)
     return tuple(normalized)
 
@@ -107,5 +107,5 @@ def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A
     """
     a = as_tensor(a)
     if a.size == 0:
-        raise ValueError("max of an empty tensor has no value")
+        raise InvalidValueError("max of an empty tensor has no value")
     return Max.apply(a, axes=_normalize_axes(axis, a.ndim), keepdims=keepdims)

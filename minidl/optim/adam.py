@@ -9,6 +9,7 @@ import numpy as np
 
 from minidl.optim.optimizer import Optimizer, _check_hyper
 from minidl.tensor import Tensor
+from minidl.errors import InvalidValueError
 
 
 class Adam(Optimizer):
@@ -25,7 +26,7 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0, require_normalized: bool = True) -> None:
         super().__init__(params, lr, require_normalized)
         if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+            raise InvalidValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         _check_hyper("beta1", betas[0], minimum=0.0, below=1.0)
         _check_hyper("beta2", betas[1], minimum=0.0, below=1.0)
         _check_hyper("eps", eps, minimum=0.0)

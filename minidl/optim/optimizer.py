@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from minidl.errors import GradientNotNormalizedError
+from minidl.errors import GradientNotNormalizedError, InvalidTypeError, InvalidValueError
 from minidl.tensor import Tensor
 
 
@@ -33,10 +33,10 @@ class Optimizer:
                  require_normalized: bool = True) -> None:
         self.params = list(params)
         if not self.params:
-            raise ValueError("optimizer got an empty parameter list; pass model.parameters()")
+            raise InvalidValueError("optimizer got an empty parameter list; pass model.parameters()")
         for index, param in enumerate(self.params):
             if not isinstance(param, Tensor) or not param.requires_grad:
-                raise TypeError(f"optimizer parameter {index} is not a tensor that requires "
+                raise InvalidTypeError(f"optimizer parameter {index} is not a tensor that requires "
                                 "grad; pass model.parameters()")
         _check_hyper("lr", lr, minimum=0.0)
         self.lr = float(lr)
@@ -66,7 +66,7 @@ class Optimizer:
 
     def _check_normalized(self) -> None:
         for index, param in enumerate(self.params):
-            if param._grad is not None and param._grad_count == 0:
+            if param._grad is not None and param.grad_count == 0:
                 raise GradientNotNormalizedError(
                     f"parameter {index} (shape {param.shape}) has a gradient that no batch "
                     "reduction produced since it was last cleared: the loss was reduced by "
@@ -83,7 +83,7 @@ class Optimizer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["state"]) != len(self.params):
-            raise ValueError(f"optimizer state has {len(state['state'])} parameters, this "
+            raise InvalidValueError(f"optimizer state has {len(state['state'])} parameters, this "
                              f"optimizer has {len(self.params)}")
         self.lr, self.steps = float(state["lr"]), int(state["steps"])
         self.state = [{k: _copy(v) for k, v in s.items()} for s in state["state"]]
@@ -99,8 +99,8 @@ def _check_hyper(name: str, value: Any, minimum: float | None = None,
                  below: float | None = None) -> None:
     """``ValueError`` unless value is a finite number in [minimum, below)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise InvalidValueError(f"{name} must be a number, got {value!r}")
     if not np.isfinite(value) or (minimum is not None and value < minimum) or (
             below is not None and value >= below):
         bounds = f">= {minimum}" if below is None else f"in [{minimum}, {below})"
-        raise ValueError(f"invalid {name}: {value} (must be finite and {bounds})")
+        raise InvalidValueError(f"invalid {name}: {value} (must be finite and {bounds})")

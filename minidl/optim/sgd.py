@@ -9,6 +9,7 @@ import numpy as np
 
 from minidl.optim.optimizer import Optimizer, _check_hyper
 from minidl.tensor import Tensor
+from minidl.errors import InvalidValueError
 
 
 class SGD(Optimizer):
@@ -27,7 +28,7 @@ class SGD(Optimizer):
         _check_hyper("momentum", momentum, minimum=0.0, below=1.0)
         _check_hyper("weight_decay", weight_decay, minimum=0.0)
         if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0")
+            raise InvalidValueError("nesterov=True needs momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:

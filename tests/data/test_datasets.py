@@ -7,7 +7,7 @@ import pytest
 
 import minidl.data.datasets as datasets_module
 from minidl.data.datasets import DATASETS, digits, load_builtin, moons, planar, spirals, xor
-from minidl.data.errors import DataError
+from minidl.errors import DataError
 
 SYNTHETIC = {"planar": planar, "spirals": spirals, "moons": moons, "xor": xor}
 

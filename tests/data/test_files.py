@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minidl.data.files as files_module
-from minidl.data.errors import DataError
+from minidl.errors import DataError
 from minidl.data.files import load_csv, load_npz
 
 

@@ -93,7 +93,7 @@ def test_float16_weights_and_masks_count_in_float64():
     assert cost._ctx.count == pytest.approx(0.3 * 5001, rel=1e-12)
 
 
-def test_unknown_strategy_options_are_rejected():
+def test_unknown_strategy_options_are_rejected(rms_plugin):
     with pytest.raises(ValueError, match="has no option 'pwer'; its options: power"):
         mdl.NormalizationConfig(strategy="rms", options={"pwer": 0.25})
 

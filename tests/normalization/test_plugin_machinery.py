@@ -12,6 +12,7 @@ import pytest
 import minidl as mdl
 from minidl.cli import main
 from minidl.pluginmanager import PluginManager, get_plugin_manager
+from minidl.strategy.binding import bind_hook
 
 
 @pytest.fixture
@@ -184,7 +185,8 @@ def test_a_strategy_loads_from_a_dotted_module_path_and_from_a_file(tmp_path, mo
             pm.unregister(plugin)
 
 
-def test_an_installed_package_strategy_is_found_and_selected_by_name_in_config():
+def test_an_installed_package_strategy_is_found_and_selected_by_name_in_config(
+        installed_plugins):
     """examples/minidl-rms is installed by the test command (see README and .ci/run)."""
     assert "rms" in mdl.strategy.strategy_index(), (
         "the example plugin package is not installed: pip install -e examples/minidl-rms")
@@ -201,15 +203,15 @@ def test_an_installed_package_strategy_is_found_and_selected_by_name_in_config()
 
 def test_disabling_autoload_skips_entry_points_but_keeps_built_ins(monkeypatch):
     monkeypatch.setenv("MINIDL_DISABLE_PLUGIN_AUTOLOAD", "1")
-    names = set(PluginManager().strategy_plugins())
+    names = {name for name, _ in PluginManager().list_name_plugin()}
     assert names == {"minidl.plugins.deferred", "minidl.plugins.absorbed", "minidl.plugins.sum"}
 
 
 def test_tracing_prints_every_hook_call_with_arguments_and_result(monkeypatch, capsys):
     monkeypatch.setenv("MINIDL_TRACE_PLUGINS", "1")
     pm = PluginManager()
-    pm.plugin_hook(pm.get_plugin("minidl.plugins.sum"), "minidl_cost_scale")(count=4.0,
-                                                                            options=None)
+    bind_hook(pm, pm.get_plugin("minidl.plugins.sum"), "minidl_cost_scale")(count=4.0,
+                                                                           options=None)
     err = capsys.readouterr().err
     assert "minidl_cost_scale" in err and "count" in err and "1.0" in err
 
@@ -233,7 +235,7 @@ def test_observers_see_read_only_gradients_after_backward(register):
     np.testing.assert_allclose(w.grad, [3.5, 3.5])  # 1.5 + 2 * 1, untouched by the observer
 
 
-def test_minidl_plugins_lists_every_plugin(capsys):
+def test_minidl_plugins_lists_every_plugin(capsys, installed_plugins):
     assert main(["plugins", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["deferred"]["origin"] == "built-in"

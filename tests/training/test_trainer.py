@@ -9,7 +9,7 @@ import pytest
 
 import minidl as mdl
 from minidl.config import load_config
-from minidl.io import load_arrays
+from minidl.storage import load_arrays
 from minidl.trainer import Trainer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -132,7 +132,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C between writing the temp file and renaming it
 
-    monkeypatch.setattr("minidl.io.os.replace", crash)
+    monkeypatch.setattr("minidl.storage.os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         trainer.save_checkpoint(tmp_path / "checkpoint.npz")
     assert (tmp_path / "checkpoint.npz").read_bytes() == before

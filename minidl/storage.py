@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from minidl.errors import CheckpointError
 
 _META_KEY = "__meta__"
 
@@ -116,14 +117,14 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray],
 
 
 def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and metadata written by ``save_arrays``; ``ValueError`` if unreadable."""
+    """The arrays and metadata written by ``save_arrays``; ``CheckpointError`` if unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (current directory: {Path.cwd()})")
+        raise CheckpointError(f"no checkpoint at {path} (current directory: {Path.cwd()})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files if key != _META_KEY}
             meta = json.loads(str(archive[_META_KEY])) if _META_KEY in archive.files else {}
     except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path} is not a minidl checkpoint: {err}") from None
+        raise CheckpointError(f"{path} is not a minidl checkpoint: {err}") from None
     return arrays, meta

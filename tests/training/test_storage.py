@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from minidl import io
+from minidl import storage as io
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The batch reduction: per-example losses to one cost, under a normalization strategy.
 
-This is the one op whose 1/m is not fixed calculus. It records the strategy that
-was active when it ran; the engine asks that strategy, through it, how to seed the
-backward pass and how to write leaf gradients (see ``minidl.autograd``).
+This is the one op whose 1/m is not fixed calculus. It records the strategy active
+when it ran, and when a backward pass goes through it, the engine asks it for the
+pass's plan (``minidl.strategy.plan``): how to seed, how to write leaves.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from minidl.autograd import Function
 from minidl.dtypes import accumulator
-from minidl.errors import ShapeError
+from minidl.errors import InvalidTypeError, InvalidValueError, ShapeError
+from minidl.strategy.plan import plan_pass
+from minidl.strategy.registry import resolve_strategy
 from minidl.ops.elementwise import as_tensor
-from minidl.strategy import resolve_strategy
-from minidl.tensor import Tensor
+from minidl.tensor import Function, Tensor
 
 if TYPE_CHECKING:
-    from minidl.strategy import Strategy
+    from minidl.strategy.binding import Strategy
 
 
 class BatchReduce(Function):
@@ -30,7 +30,7 @@ class BatchReduce(Function):
     s / c, so every branch of the graph sees the same scaling.
     """
 
-    is_batch_reduction = True
+    plan_pass = staticmethod(plan_pass)
 
     def forward(self, losses: np.ndarray, weights: np.ndarray | None,
                 strategy: Strategy) -> np.ndarray:
@@ -64,13 +64,13 @@ def _example_weights(losses: Tensor, sample_weight: Any, mask: Any) -> np.ndarra
             raise ShapeError(f"batch_reduce: {name} has shape {array.shape}, the per-example "
                              f"losses have shape {losses.shape}; give one value per example")
         if name == "mask" and array.dtype.kind != "b":
-            raise TypeError(f"batch_reduce: mask must be boolean, got {array.dtype}")
+            raise InvalidTypeError(f"batch_reduce: mask must be boolean, got {array.dtype}")
         array = array.astype(np.float64)
         if name == "sample_weight" and (not np.isfinite(array).all() or (array < 0).any()):
-            raise ValueError("batch_reduce: sample_weight must be finite and non-negative")
+            raise InvalidValueError("batch_reduce: sample_weight must be finite and non-negative")
         weights = array if weights is None else weights * array
     if weights is not None and weights.sum() <= 0:
-        raise ValueError("batch_reduce: the batch has zero total weight (every example masked "
+        raise InvalidValueError("batch_reduce: the batch has zero total weight (every example masked "
                          "out or weighted 0), so its mean is undefined; skip this batch")
     return weights  # float64: N must not round (or overflow) in the losses' dtype
 
@@ -90,6 +90,6 @@ def batch_reduce(losses: Any, sample_weight: Any = None, mask: Any = None,
     """
     losses = as_tensor(losses)
     if losses.size == 0:
-        raise ValueError("batch_reduce: the batch is empty")
+        raise InvalidValueError("batch_reduce: the batch is empty")
     weights = _example_weights(losses, sample_weight, mask)
     return BatchReduce.apply(losses, weights=weights, strategy=resolve_strategy(strategy))

@@ -1,0 +1,105 @@
+"""The pass plan of a batch-reduced backward pass, and what it keeps on each leaf.
+
+The engine (``minidl.autograd``) asks the batch reduction of a pass for its plan;
+this module answers, so every rule about normalized gradients lives here:
+
+* the seed: the strategy's s / c, so all branches see one scaling;
+* float16 widening: a seeded pass carries float16 gradients in float32, since a
+  gradient scaled by m may pass float16's 65,504 long before the mean does;
+* the leaves: each ``.grad`` is a normalized part (what the strategy accumulated over
+  ``count`` examples) plus a plain-calculus part kept apart in the leaf's record, so
+  a strategy's running mean never rescales plain terms.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from minidl.dtypes import accumulator
+from minidl.errors import GraphError
+
+if TYPE_CHECKING:
+    from minidl.strategy.batch import BatchReduce
+    from minidl.strategy.binding import Strategy
+    from minidl.tensor import Tensor
+
+
+class LeafRecord:
+    """What a strategy keeps about one leaf's ``.grad`` (``Tensor._grad_record``)."""
+
+    __slots__ = ("count", "plain", "key")
+
+    def __init__(self, key: Any) -> None:
+        self.count = 0.0  # examples (or total weight) behind the normalized part
+        self.plain: np.ndarray | None = None  # the plain-calculus part of .grad
+        self.key = key  # the strategy (and options) that normalized it
+
+    def add_plain(self, grad: np.ndarray) -> None:
+        """Called by the plain-calculus plan: keep this term out of the running mean."""
+        self.plain = grad.copy() if self.plain is None else self.plain + grad
+
+
+class BatchPlan:
+    """The plan of a pass through batch reductions made under one strategy (see module doc)."""
+
+    __slots__ = ("strategy", "name", "count", "seed_scale")
+
+    def __init__(self, strategy: Strategy, count: float, seed_scale: float) -> None:
+        self.strategy, self.name = strategy, strategy.name
+        self.count, self.seed_scale = count, seed_scale
+
+    def carry_dtype(self, dtype: np.dtype) -> np.dtype:
+        return accumulator(dtype) if self.seed_scale != 1.0 else dtype
+
+    def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None:
+        """Hand the strategy the leaf's normalized part and this pass's sum; store its answer."""
+        dtype = leaf.data.dtype
+        work = accumulator(dtype)  # float16 leaves are accumulated in float32
+        record = leaf._grad_record
+        if record is not None:
+            plain = record.plain
+            normalized = leaf._grad if plain is None else leaf._grad - plain
+            normalized = normalized.astype(work, copy=False)
+        else:  # everything so far (if anything) is plain calculus, including in-place edits
+            record = LeafRecord(self.strategy.key)
+            plain = None if leaf._grad is None else leaf._grad.copy()
+            normalized = None
+        new = self.strategy.accumulate(leaf, normalized, record.count,
+                                       grad.astype(work, copy=False), self.count)
+        if plain is not None:
+            new = new + plain
+        leaf._grad = np.asarray(new, dtype=dtype)
+        record.plain = plain
+        record.count += self.count
+        leaf._grad_record = record
+
+
+def plan_pass(reductions: Sequence[BatchReduce], leaves: Sequence[Tensor]) -> BatchPlan:
+    """The plan for a pass through ``reductions``; refuses, before any leaf is written,
+    a pass normalized two ways or onto a gradient another strategy normalized."""
+    first = reductions[0]
+    for other in reductions[1:]:
+        if other.strategy.key != first.strategy.key:
+            raise GraphError(
+                f"one backward pass mixes normalization strategies {first.strategy.name!r} "
+                f"and {other.strategy.name!r}; compute both losses under one strategy"
+            )
+        if other.seed_scale != first.seed_scale:
+            raise GraphError(
+                f"this backward pass adds batch reductions over different example counts "
+                f"({first.count:g} and {other.count:g}) under {first.strategy.name!r}, which "
+                "scales each by its own count; call backward() on each loss separately "
+                "(gradients accumulate)"
+            )
+    key = first.strategy.key
+    for leaf in leaves:
+        record = leaf._grad_record
+        if record is not None and record.key != key:
+            raise GraphError(
+                f"a leaf (shape {leaf.shape}) holds a gradient normalized by another strategy "
+                f"than {first.strategy.name!r}; clear it (zero_grad() or .grad = None) before "
+                "switching strategies"
+            )
+    return BatchPlan(first.strategy, max(r.count for r in reductions), first.seed_scale)
