@@ -21,21 +21,52 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from minidl.dtypes import get_default_dtype, set_default_dtype
-from minidl.errors import (AnomalyError, ConfigError, DataError, GradientNotNormalizedError,
-                           GraphError, MinidlError, PluginError, ShapeError,
-                           UnknownStrategyError)
+from minidl.errors import (
+    AnomalyError,
+    ConfigError,
+    DataError,
+    GradientNotNormalizedError,
+    GraphError,
+    MinidlError,
+    PluginError,
+    ShapeError,
+    UnknownStrategyError,
+)
 from minidl.gradcheck import gradcheck
 from minidl.gradmode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from minidl.hookspecs import StrategyInfo, hookimpl
-from minidl.ops import (abs, concatenate, exp, log, matmul, max, maximum, mean, relu, reshape,
-                        sigmoid, sqrt, stack, sum, tanh, transpose, where)
+from minidl.ops import (
+    abs,
+    concatenate,
+    exp,
+    log,
+    matmul,
+    max,
+    maximum,
+    mean,
+    relu,
+    reshape,
+    sigmoid,
+    sqrt,
+    stack,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
 from minidl.tensor import Function, Tensor, from_numpy, tensor
 
 if TYPE_CHECKING:
     from minidl import data, nn, optim
-    from minidl.strategy import (NormalizationConfig, Strategy, active_strategy,
-                                      batch_reduce, normalization, resolve_strategy)
     from minidl.pluginmanager import get_plugin_manager
+    from minidl.strategy import (
+        NormalizationConfig,
+        Strategy,
+        active_strategy,
+        batch_reduce,
+        normalization,
+        resolve_strategy,
+    )
 
 __version__ = "0.1.0"
 

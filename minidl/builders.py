@@ -14,14 +14,12 @@ from minidl.data.loader import val_split_size
 from minidl.nn import functional as F
 from minidl.tensor import Tensor
 
-TASKS = ("binary", "multiclass", "regression")
-
 
 @dataclass
 class Task:
     """What the targets ask for: the loss, the output width and how accuracy is read."""
 
-    kind: str  # one of TASKS
+    kind: str  # "binary", "multiclass" or "regression"
     outputs: int
     loss: Callable[..., Tensor]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from minidl.errors import InvalidTypeError
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -42,7 +43,8 @@ def as_float_dtype(dtype: Any) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except TypeError as err:
-        raise InvalidTypeError(f"unknown dtype {dtype!r}; use one of float16, float32, float64") from err
+        raise InvalidTypeError(f"unknown dtype {dtype!r}; use one of float16, float32, "
+                               "float64") from err
     if resolved not in FLOAT_DTYPES:
         raise InvalidTypeError(
             f"dtype {resolved} is not a floating dtype minidl computes in; "
@@ -59,7 +61,8 @@ def check_supported(array: np.ndarray, given: Any) -> None:
             f"of dtype {array.dtype}. Convert it first, e.g. np.asarray(x, dtype=np.float32)."
         )
     if array.dtype.kind == "f" and array.dtype not in FLOAT_DTYPES:
-        raise InvalidTypeError(f"dtype {array.dtype} is not supported; use float16, float32 or float64")
+        raise InvalidTypeError(f"dtype {array.dtype} is not supported; use float16, float32 or "
+                               "float64")
 
 
 _FLOAT16, _FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pluggy
 from pydantic import BaseModel
+
 from minidl.errors import InvalidTypeError
 
 if TYPE_CHECKING:
@@ -64,13 +65,15 @@ class StrategyInfo:
             raise InvalidTypeError(f"StrategyInfo.name must be a non-empty str, got {self.name!r}")
         aliases = self.aliases
         if not isinstance(aliases, tuple) or not all(isinstance(a, str) and a for a in aliases):
-            raise InvalidTypeError(f"StrategyInfo.aliases must be a tuple of names, got {aliases!r}")
+            raise InvalidTypeError("StrategyInfo.aliases must be a tuple of names, got "
+                                   f"{aliases!r}")
         if not isinstance(self.description, str):
-            raise InvalidTypeError(f"StrategyInfo.description must be a str, got {self.description!r}")
+            raise InvalidTypeError("StrategyInfo.description must be a str, got "
+                                   f"{self.description!r}")
         if self.options is not None and not (isinstance(self.options, type)
                                              and issubclass(self.options, BaseModel)):
             raise InvalidTypeError("StrategyInfo.options must be a pydantic BaseModel subclass (or "
-                            f"None), got {self.options!r}")
+                                   f"None), got {self.options!r}")
 
 
 # -------------------------------------------------------------------------------------------
@@ -131,9 +134,9 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
     """Compute the gradient to store in a leaf (dW, db) at the end of a backward pass.
 
     Called on the strategy's plugin once per leaf that requires grad, for every
-    backward pass whose graph contains a batch reduction made under that strategy. minidl keeps plain-calculus contributions (passes
-    with no batch reduction) apart and adds them back afterwards, so ``grad`` here
-    is only what strategies accumulated. Arrays are float32 for a float16 leaf (sums
+    backward pass whose graph contains a batch reduction made under that strategy.
+    minidl keeps plain-calculus contributions (passes with no batch reduction) apart
+    and adds them back afterwards, so ``grad`` here is only what strategies accumulated. Arrays are float32 for a float16 leaf (sums
     over a batch pass float16's 65,504 long before a mean does); minidl casts back.
 
     :param grad: The leaf's normalized gradient so far, or None when ``count`` is 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from minidl.errors import CheckpointError
 
 _META_KEY = "__meta__"

@@ -31,7 +31,8 @@ def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
         try:
             array = np.asarray(data)
         except ValueError as err:  # ragged nested lists
-            raise InvalidTypeError(f"cannot build a tensor from {type(data).__name__}: {err}") from None
+            raise InvalidTypeError(f"cannot build a tensor from {type(data).__name__}: "
+                                   f"{err}") from None
         dtypes.check_supported(array, data)
         if dtype is None and array.dtype.kind in "iuf":
             dtype = dtypes.get_default_dtype()  # Python numbers take the default dtype
@@ -116,8 +117,8 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise InvalidValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
-                             "use .any() on .data or reduce it first")
+            raise InvalidValueError(f"the truth value of a tensor of shape {self.shape} is "
+                                    "ambiguous; use .any() on .data or reduce it first")
         return bool(self.data)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -131,7 +132,7 @@ class Tensor:
         """The single value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise InvalidValueError(f"item() needs a tensor with one element; this one has shape "
-                             f"{self.shape}")
+                                    f"{self.shape}")
         return self.data.item()
 
     def detach(self) -> Tensor:

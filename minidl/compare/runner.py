@@ -19,8 +19,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from minidl.builders import Data, Task, build_data, build_model
-from minidl.compare.gradients import (Network, factor_name, measured_factor,
-                                      relative_difference, snapshot)
+from minidl.compare.gradients import (
+    Network,
+    factor_name,
+    measured_factor,
+    relative_difference,
+    snapshot,
+)
 from minidl.config import Config
 from minidl.data import load_builtin
 from minidl.data.datasets import DATASETS

@@ -50,9 +50,11 @@ class DataLoader:
     """
 
     def __init__(self, dataset: Dataset, batch_size: int | None = None, shuffle: bool = False,
-                 drop_last: bool = False, seed: np.random.Generator | int | None = 0, dtype: Any = np.float32) -> None:
+                 drop_last: bool = False, seed: np.random.Generator | int | None = 0,
+                 dtype: Any = np.float32) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise InvalidValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+            raise InvalidValueError("batch_size must be a positive integer or None, got "
+                                    f"{batch_size!r}")
         self.dataset, self.shuffle, self.drop_last = dataset, shuffle, drop_last
         # max(.., 1): a full-batch loader over an empty dataset (e.g. the validation
         # half of train_val_split(ds, 0.0)) yields no batches instead of dividing by 0.

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from minidl.errors import InvalidTypeError, InvalidValueError, ShapeError
-from minidl.strategy import batch_reduce
 from minidl.ops import linear, relu, sigmoid, tanh
 from minidl.ops.elementwise import as_tensor
 from minidl.ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
+from minidl.strategy import batch_reduce
 from minidl.tensor import Tensor
 
 __all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "linear", "log_softmax",
@@ -95,15 +95,28 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
         if labels.dtype.kind == "f" and np.array_equal(labels, np.round(labels)):
             labels = labels.astype(np.int64)
         else:
-            raise InvalidTypeError(f"cross_entropy: target must be integer class labels of shape (m,), "
-                            f"got {labels.dtype} of shape {target.shape}")
+            raise InvalidTypeError(f"cross_entropy: target must be integer class labels of "
+                                   f"shape (m,), got {labels.dtype} of shape {target.shape}")
     classes = logits.shape[1]
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
         bad = labels[(labels < 0) | (labels >= classes)][0]
         raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} classes "
-                         f"(labels must be 0..{classes - 1})")
+                                f"(labels must be 0..{classes - 1})")
     losses = CrossEntropy.apply(logits, Tensor._from_op(labels, None))
     return _reduce(losses, reduction, sample_weight, mask, strategy)
+
+
+def _matching_target(loss: str, what: str, x: Any, target: Any) -> tuple[Tensor, Tensor]:
+    """``x`` and ``target`` as tensors of one shape, a constant target in ``x``'s dtype."""
+    x = as_tensor(x)
+    target = x._lift(target)
+    if target.shape != x.shape:
+        raise ShapeError(f"{loss}: {what} has shape {x.shape} but target has shape "
+                         f"{target.shape}; they must match")
+    _check_batch(loss, x, target)
+    if target.dtype != x.dtype and not target.requires_grad:
+        target = Tensor._from_op(target.data.astype(x.dtype), None)
+    return x, target
 
 
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "batch",
@@ -119,14 +132,8 @@ def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = 
     >>> mdl.nn.functional.binary_cross_entropy_with_logits(z, mdl.tensor([[1.0], [0.0]]))
     tensor(0.6931472)
     """
-    logits = as_tensor(logits)
-    target = logits._lift(target)
-    if target.shape != logits.shape:
-        raise ShapeError(f"binary_cross_entropy_with_logits: logits have shape {logits.shape} "
-                         f"but target has shape {target.shape}; they must match")
-    _check_batch("binary_cross_entropy_with_logits", logits, target)
-    if target.dtype != logits.dtype and not target.requires_grad:
-        target = Tensor._from_op(target.data.astype(logits.dtype), None)
+    logits, target = _matching_target("binary_cross_entropy_with_logits", "logits", logits,
+                                      target)
     losses = BinaryCrossEntropyWithLogits.apply(logits, target)
     return _reduce(losses, reduction, sample_weight, mask, strategy)
 
@@ -139,14 +146,7 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "batch", sample_weig
     >>> mdl.nn.functional.mse_loss(mdl.tensor([1.0, 3.0]), mdl.tensor([0.0, 0.0]))
     tensor(5.)
     """
-    prediction = as_tensor(prediction)
-    target = prediction._lift(target)
-    if target.shape != prediction.shape:
-        raise ShapeError(f"mse_loss: prediction has shape {prediction.shape} but target has "
-                         f"shape {target.shape}; they must match")
-    _check_batch("mse_loss", prediction, target)
-    if target.dtype != prediction.dtype and not target.requires_grad:
-        target = Tensor._from_op(target.data.astype(prediction.dtype), None)  # as the BCE does
+    prediction, target = _matching_target("mse_loss", "prediction", prediction, target)
     diff = prediction - target
     squared = diff * diff
     if squared.ndim > 1:

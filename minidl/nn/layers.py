@@ -8,9 +8,9 @@ import numpy as np
 
 from minidl import ops
 from minidl.dtypes import as_float_dtype, get_default_dtype
+from minidl.errors import InvalidTypeError, InvalidValueError
 from minidl.nn.module import Module, Parameter
 from minidl.tensor import Tensor
-from minidl.errors import InvalidTypeError, InvalidValueError
 
 INITS = ("xavier", "he")
 
@@ -28,7 +28,8 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 init: str = "xavier", generator: np.random.Generator | int | None = None, dtype: Any = None) -> None:
+                 init: str = "xavier", generator: np.random.Generator | int | None = None,
+                 dtype: Any = None) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, int) or value < 1:
@@ -68,7 +69,7 @@ class Sequential(Module):
         for index, module in enumerate(modules):
             if not isinstance(module, Module):
                 raise InvalidTypeError(f"Sequential: argument {index} is {type(module).__name__}, "
-                                "not a Module")
+                                       "not a Module")
             setattr(self, str(index), module)
 
     def __len__(self) -> int:

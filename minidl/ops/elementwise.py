@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from minidl.dtypes import as_float_dtype
-from minidl.tensor import Function, Tensor, tensor
 from minidl.errors import InvalidTypeError
+from minidl.tensor import Function, Tensor, tensor
 
 
 def as_tensor(x: Any) -> Tensor:

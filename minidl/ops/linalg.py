@@ -15,7 +15,8 @@ from minidl.tensor import Function, Tensor
 class MatMul(Function):
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
-            raise ShapeError("MatMul: matmul needs tensors of at least one dimension; use * for scalars")
+            raise ShapeError("MatMul: matmul needs tensors of at least one dimension; use * for "
+                             "scalars")
         self.a, self.b = a, b
         return a @ b
 

@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from minidl.errors import InvalidValueError
 from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Function, Tensor
-from minidl.errors import InvalidValueError
 
 
 class Reshape(Function):
@@ -96,7 +96,7 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
         axes = tuple(ax % a.ndim if -a.ndim <= ax < a.ndim else ax for ax in given)
         if sorted(axes) != list(range(a.ndim)):
             raise InvalidValueError(f"transpose: axes {given} are not a permutation of the "
-                             f"{a.ndim} axes of a tensor of shape {a.shape}")
+                                    f"{a.ndim} axes of a tensor of shape {a.shape}")
     return Transpose.apply(a, axes=axes)
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from minidl.dtypes import accurate_sum
+from minidl.errors import InvalidValueError
 from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Function, Tensor
-from minidl.errors import InvalidValueError
 
 Axis = int | tuple[int, ...] | None
 
@@ -25,7 +25,8 @@ def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     normalized = []
     for ax in axes:
         if not -ndim <= ax < ndim:
-            raise InvalidValueError(f"axis {ax} is out of bounds for a tensor with {ndim} dimensions")
+            raise InvalidValueError(f"axis {ax} is out of bounds for a tensor with {ndim} "
+                                    "dimensions")
         normalized.append(int(ax) % ndim)
     return tuple(normalized)
 

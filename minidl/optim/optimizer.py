@@ -33,11 +33,12 @@ class Optimizer:
                  require_normalized: bool = True) -> None:
         self.params = list(params)
         if not self.params:
-            raise InvalidValueError("optimizer got an empty parameter list; pass model.parameters()")
+            raise InvalidValueError("optimizer got an empty parameter list; pass "
+                                    "model.parameters()")
         for index, param in enumerate(self.params):
             if not isinstance(param, Tensor) or not param.requires_grad:
                 raise InvalidTypeError(f"optimizer parameter {index} is not a tensor that requires "
-                                "grad; pass model.parameters()")
+                                       "grad; pass model.parameters()")
         _check_hyper("lr", lr, minimum=0.0)
         self.lr = float(lr)
         self.require_normalized = require_normalized
@@ -84,7 +85,7 @@ class Optimizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["state"]) != len(self.params):
             raise InvalidValueError(f"optimizer state has {len(state['state'])} parameters, this "
-                             f"optimizer has {len(self.params)}")
+                                    f"optimizer has {len(self.params)}")
         self.lr, self.steps = float(state["lr"]), int(state["steps"])
         self.state = [{k: _copy(v) for k, v in s.items()} for s in state["state"]]
 

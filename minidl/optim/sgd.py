@@ -7,9 +7,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from minidl.errors import InvalidValueError
 from minidl.optim.optimizer import Optimizer, _check_hyper
 from minidl.tensor import Tensor
-from minidl.errors import InvalidValueError
 
 
 class SGD(Optimizer):

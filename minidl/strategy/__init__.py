@@ -20,10 +20,16 @@ and every leaf accumulates in float32, cast back once written.
 """
 
 from minidl.strategy.batch import BatchReduce, batch_reduce
-from minidl.strategy.registry import (DEFAULT_STRATEGY, NormalizationConfig,
-                                           active_strategy, describe_strategies, normalization,
-                                           resolve_strategy, strategy_index)
 from minidl.strategy.binding import Strategy
+from minidl.strategy.registry import (
+                                           DEFAULT_STRATEGY,
+                                           NormalizationConfig,
+                                           active_strategy,
+                                           describe_strategies,
+                                           normalization,
+                                           resolve_strategy,
+                                           strategy_index,
+)
 
 __all__ = ["BatchReduce", "DEFAULT_STRATEGY", "NormalizationConfig", "Strategy",
            "active_strategy", "batch_reduce", "describe_strategies", "normalization",

@@ -13,9 +13,9 @@ import numpy as np
 
 from minidl.dtypes import accumulator
 from minidl.errors import InvalidTypeError, InvalidValueError, ShapeError
+from minidl.ops.elementwise import as_tensor
 from minidl.strategy.plan import plan_pass
 from minidl.strategy.registry import resolve_strategy
-from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Function, Tensor
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ def _example_weights(losses: Tensor, sample_weight: Any, mask: Any) -> np.ndarra
             raise InvalidValueError("batch_reduce: sample_weight must be finite and non-negative")
         weights = array if weights is None else weights * array
     if weights is not None and weights.sum() <= 0:
-        raise InvalidValueError("batch_reduce: the batch has zero total weight (every example masked "
-                         "out or weighted 0), so its mean is undefined; skip this batch")
+        raise InvalidValueError("batch_reduce: the batch has zero total weight (every example "
+                                "masked out or weighted 0), so its mean is undefined; skip "
+                                "this batch")
     return weights  # float64: N must not round (or overflow) in the losses' dtype
 
 

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from minidl.errors import ConfigError, InvalidTypeError, PluginError, UnknownStrategyError
 from minidl.hookspecs import StrategyInfo
-from minidl.strategy.binding import Strategy, bind_hook
 from minidl.pluginmanager import PluginManager, get_plugin_manager
+from minidl.strategy.binding import Strategy, bind_hook
 
 DEFAULT_STRATEGY = "deferred"
 

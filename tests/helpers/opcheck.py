@@ -88,6 +88,12 @@ def _where(a: np.ndarray, b: np.ndarray, allowed: np.ndarray) -> tuple[int, ...]
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), a.shape))
 
 
+def _allowed(reference: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Per-element tolerance: atol scaled by the reference's magnitude (at least 1), plus
+    rtol of each element, so tiny elements of a large output are not held to rtol alone."""
+    return atol * max(1.0, float(np.max(np.abs(reference), initial=0.0))) + rtol * np.abs(reference)
+
+
 def check_op(fn: Callable[..., mdl.Tensor], ref: Callable[..., Any], inputs: Sequence[Any], *,
              wrt: Sequence[int] | None = None, seed: int = 0, eps: float = 1e-6,
              rtol: float = 1e-5, atol: float = 1e-7,
@@ -126,8 +132,7 @@ def check_op(fn: Callable[..., mdl.Tensor], ref: Callable[..., Any], inputs: Seq
         f"{op}: forward has shape {out.shape}, the numpy reference {expected.shape}")
     f_rtol, f_atol = forward_tol or FORWARD_TOL.get(out.dtype, FORWARD_TOL[F64])
     got = np.asarray(out.data, dtype=np.float64)
-    allowed = f_atol * max(1.0, float(np.max(np.abs(expected), initial=0.0))) \
-        + f_rtol * np.abs(expected)
+    allowed = _allowed(expected, f_rtol, f_atol)
     if not (np.abs(got - expected) <= allowed).all():
         worst = _where(got, expected, allowed)
         raise AssertionError(
@@ -175,8 +180,7 @@ def check_op(fn: Callable[..., mdl.Tensor], ref: Callable[..., Any], inputs: Seq
                 continue
             g_rtol, g_atol = LOW_PRECISION_GRAD_TOL[leaf.dtype]
             g = np.asarray(leaf.grad, dtype=np.float64)
-            allowed = g_atol * max(1.0, float(np.max(np.abs(reference), initial=0.0))) \
-                + g_rtol * np.abs(reference)
+            allowed = _allowed(reference, g_rtol, g_atol)
             if not (np.abs(g - reference) <= allowed).all():
                 worst = _where(g, reference, allowed)
                 raise AssertionError(

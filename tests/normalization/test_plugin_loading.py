@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers.plugin_sources import strategy_source
 
 import minidl as mdl
 import minidl.pluginmanager as pluginmanager
@@ -20,17 +21,7 @@ OBSERVER = textwrap.dedent('''
         pass
 ''')
 
-SUM_AGAIN = textwrap.dedent('''
-    import minidl as mdl
-
-    @mdl.hookimpl
-    def minidl_strategy_info():
-        return mdl.StrategyInfo(name="sum", description="takes a built-in's name")
-
-    @mdl.hookimpl
-    def minidl_cost_scale(count):
-        return 1.0
-''')
+SUM_AGAIN = strategy_source("sum", "1.0", description="takes a built-in's name")
 
 
 def _user_modules(stem: str) -> list[str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import threading
 
 import numpy as np
 import pytest
+from helpers.plugin_sources import strategy_source
 
 import minidl as mdl
 from minidl.cli import main
@@ -151,22 +151,12 @@ def test_normalization_config_resolves_aliases_and_validates_options():
 
 
 def test_a_strategy_loads_from_a_dotted_module_path_and_from_a_file(tmp_path, monkeypatch):
-    source = textwrap.dedent('''
-        import minidl as mdl
-
-        @mdl.hookimpl
-        def minidl_strategy_info():
-            return mdl.StrategyInfo(name="{name}", description="a user plugin")
-
-        @mdl.hookimpl
-        def minidl_cost_scale(count):
-            return 1.0 / (2 * count)
-    ''')
     package = tmp_path / "userplugins"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "halfmean.py").write_text(source.format(name="halfmean"))
-    (tmp_path / "filemean.py").write_text(source.format(name="filemean"))
+    for folder, name in ((package, "halfmean"), (tmp_path, "filemean")):
+        (folder / f"{name}.py").write_text(strategy_source(name, "1.0 / (2 * count)",
+                                                           "a user plugin"))
     monkeypatch.syspath_prepend(str(tmp_path))
     pm = get_plugin_manager()
     before = set(pm.get_plugins())

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
+from helpers.plugin_sources import strategy_source
 
 import minidl as mdl
 from minidl.cli import main
@@ -21,18 +21,11 @@ BROKEN_OBSERVER = textwrap.dedent('''
         raise RuntimeError("observer broke")
 ''')
 
-# A strategy that works for small batches and fails once it sees 300 or more examples.
-FAILS_ON_BIG_BATCHES = textwrap.dedent('''
-    import minidl as mdl
 
-    @mdl.hookimpl
-    def minidl_strategy_info():
-        return mdl.StrategyInfo(name="{name}")
 
-    @mdl.hookimpl
-    def minidl_cost_scale(count):
-        return 1.0 if count < 300 else -1.0
-''')
+def _fails_on_big_batches(name: str) -> str:
+    """A strategy that works for small batches and fails once it sees 300 or more examples."""
+    return strategy_source(name, "1.0 if count < 300 else -1.0")
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -54,7 +47,7 @@ def test_an_observer_failing_during_fit_exits_1_naming_it(capsys, tmp_path):
 
 def test_a_strategy_failing_during_fit_exits_1_naming_it(capsys, tmp_path):
     path = tmp_path / "big_batches.py"
-    path.write_text(FAILS_ON_BIG_BATCHES.format(name="bigbatch-review"))
+    path.write_text(_fails_on_big_batches("bigbatch-review"))
     code, out, err = _run(capsys, "train", "--quiet", "--set", "output.dir=",
                           "--set", "train.epochs=2", "--strategy", str(path))
     assert code == 1 and out == "" and "Traceback" not in err
@@ -71,7 +64,8 @@ def test_any_other_minidl_error_is_one_line_and_exit_1(capsys):
         def minidl_cost_scale(self, count):
             return 1.0
 
-    mdl.get_plugin_manager().register(SumAgain(), name="sum-again")  # bypasses import_plugin's check
+    # register() directly bypasses the name check that import_plugin makes
+    mdl.get_plugin_manager().register(SumAgain(), name="sum-again")
     code, out, err = _run(capsys, "plugins")
     assert code == 1 and out == ""
     assert err.startswith("failed: strategy name 'sum' is claimed by both")
@@ -81,7 +75,7 @@ def test_any_other_minidl_error_is_one_line_and_exit_1(capsys):
 def test_compare_a_strategy_failing_while_measured_exits_1_an_unknown_one_2(
         capsys, tmp_path):
     path = tmp_path / "big_batches_compare.py"
-    path.write_text(FAILS_ON_BIG_BATCHES.format(name="bigbatch-compare"))
+    path.write_text(_fails_on_big_batches("bigbatch-compare"))
     small = ["--dtypes", "float64", "--batch-sizes", "64,512", "--steps", "1"]
     code, _, err = _run(capsys, "compare", "--strategies", f"deferred,{path}", *small)
     assert code == 1 and "returned -1.0 from hook minidl_cost_scale" in err
