@@ -13,11 +13,7 @@ Environment:
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import importlib
-import importlib.metadata
-import importlib.util
 import os
 import sys
 import threading
@@ -29,10 +25,10 @@ import pluggy
 
 from minidl import autograd, hookspecs
 from minidl.errors import MinidlError, PluginError
+from minidl.pluginloading import (ENTRY_POINT_GROUP, check_hooks, failing_entry_point,
+                                  file_module_name, import_file, plugin_name)
 
-ENTRY_POINT_GROUP = "minidl"
 DEFAULT_PLUGINS = ("minidl.plugins.deferred", "minidl.plugins.absorbed", "minidl.plugins.sum")
-_HOOK_NAMES = sorted(n for n in vars(hookspecs) if n.startswith(f"{hookspecs.PROJECT_NAME}_"))
 
 
 class PluginManager(pluggy.PluginManager):
@@ -59,14 +55,14 @@ class PluginManager(pluggy.PluginManager):
             try:
                 self.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             except Exception as err:  # pluggy stops at the first failure, with no name
-                raise PluginError(f"{_failing_entry_point() or 'a minidl entry point'} failed: "
+                raise PluginError(f"{failing_entry_point() or 'a minidl entry point'} failed: "
                                   f"{type(err).__name__}: {err}; uninstall the package that "
                                   "provides it, or set MINIDL_DISABLE_PLUGIN_AUTOLOAD=1 to skip "
                                   "installed plugins") from err
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         """Register ``plugin`` once its hooks check out; a refused plugin leaves no trace."""
-        _check_hooks(plugin, name)
+        check_hooks(plugin, name)
         was_registered = self.is_registered(plugin)
         try:
             return super().register(plugin, name)
@@ -101,21 +97,21 @@ class PluginManager(pluggy.PluginManager):
         modules_before = {m for m in sys.modules if m == top or m.startswith(f"{top}.")}
         stage = "import"
         try:
-            module = _import_file(Path(name)) if is_file else importlib.import_module(spec)
+            module = import_file(Path(name)) if is_file else importlib.import_module(spec)
             stage = "register"
             if check is not None:
                 check(module)
             if register and not self.is_registered(module):
                 self.register(module, name=name)
             else:
-                _check_hooks(module, name)
+                check_hooks(module, name)
             return module
         except BaseException as err:
             for plugin in set(self.get_plugins()) - plugins_before:
                 self.unregister(plugin)
             for module_name in list(sys.modules):
                 ours = (module_name == top or module_name.startswith(f"{top}.")
-                        or module_name == _file_module_name(Path(name)))
+                        or module_name == file_module_name(Path(name)))
                 if ours and module_name not in modules_before:
                     del sys.modules[module_name]
             if isinstance(err, (MinidlError, KeyboardInterrupt)):
@@ -171,63 +167,6 @@ class PluginManager(pluggy.PluginManager):
             grads.append(view)
         self.call_observers("minidl_after_backward", root=root, leaves=tuple(leaves),
                             grads=tuple(grads), strategy=plan)
-
-
-def plugin_name(spec: str) -> str:
-    """The name a plugin given by ``spec`` registers under: a ``.py`` file's absolute path
-    (so ``x.py`` and ``./x.py`` are one plugin), else the dotted module path."""
-    return str(Path(spec).resolve()) if spec.endswith(".py") else spec
-
-
-def _check_hooks(plugin: object, name: str | None) -> None:
-    """Refuse misspelt ``minidl_*`` hooks and strategy hooks on a plugin that is no strategy."""
-    shown = name or getattr(plugin, "__name__", None) or repr(plugin)
-    marker = f"{hookspecs.PROJECT_NAME}_impl"  # what @hookimpl sets on a function
-    for attr in dir(plugin):
-        if attr not in _HOOK_NAMES and hasattr(getattr(plugin, attr, None), marker):
-            close = difflib.get_close_matches(attr, _HOOK_NAMES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise PluginError(f"plugin {shown!r} defines {attr!r}, which is not a minidl hook"
-                              f"{hint} (the hooks are listed in minidl.hookspecs)")
-    implemented = {n for n in hookspecs.STRATEGY_HOOKS if hasattr(plugin, n)}
-    if implemented and "minidl_strategy_info" not in implemented:
-        raise PluginError(f"plugin {shown!r} implements {sorted(implemented)} but not "
-                          "minidl_strategy_info; only a strategy may answer strategy hooks, so "
-                          "add minidl_strategy_info (see minidl.hookspecs)")
-    if implemented and "minidl_cost_scale" not in implemented:
-        raise PluginError(f"strategy plugin {shown!r} must implement minidl_cost_scale "
-                          "(see minidl.hookspecs)")
-
-
-def _import_file(path: Path) -> ModuleType:
-    if not path.is_file():
-        raise ImportError(f"no such file {path} (current directory: {Path.cwd()})")
-    module_name = _file_module_name(path)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{path} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _file_module_name(path: Path) -> str:
-    # The path's hash keeps two plugin files with the same name apart in sys.modules.
-    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
-    return f"minidl_user_plugin_{path.stem}_{digest}"
-
-
-def _failing_entry_point() -> str | None:
-    """Which ``minidl`` entry point fails to load, and its distribution (error path only)."""
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry_point.load()
-        except Exception:
-            dist = getattr(entry_point, "dist", None)
-            source = f" of distribution {dist.metadata['Name']} {dist.version}" if dist else ""
-            return f"entry point {entry_point.name} = {entry_point.value}{source}"
-    return None
 
 
 _manager: PluginManager | None = None

@@ -19,7 +19,8 @@ from minidl.config import Config, config_to_toml
 from minidl.data import DataLoader, Dataset
 from minidl.errors import CheckpointError, OutputDirError, TrainingDiverged
 from minidl.gradmode import no_grad
-from minidl.pluginmanager import get_plugin_manager, plugin_name
+from minidl.pluginloading import plugin_name
+from minidl.pluginmanager import get_plugin_manager
 from minidl.strategy import batch_reduce
 from minidl.tensor import from_numpy
 

@@ -1,4 +1,4 @@
-"""The contract table in DESIGN.md: where each built-in strategy puts the 1/m."""
+"""The contract table in docs/design.md: where each built-in strategy puts the 1/m."""
 
 from __future__ import annotations
 
