@@ -25,3 +25,8 @@ class PluginError(MinidlError, RuntimeError):
 
 class GradientNotNormalizedError(MinidlError, RuntimeError):
     """An optimizer step on gradients that no batch reduction produced."""
+
+
+class HyperparameterError(MinidlError, ValueError):
+    """An optimizer, parameter group or scheduler given an invalid setting; the message
+    names the setting, the value and the allowed range."""
