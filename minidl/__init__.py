@@ -14,7 +14,7 @@ array([[-3., -5.]], dtype=float32)
 from minidl.hookspecs import hookimpl
 from minidl.strategy import StrategyInfo  # before plugins import it from here
 
-from minidl import data, nn, optim  # noqa: E402,I001
+from minidl import data, metrics, nn, optim  # noqa: E402,I001
 from minidl.autograd import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from minidl.dtypes import get_default_dtype, set_default_dtype
 from minidl.errors import (AnomalyError, GradientNotNormalizedError, GraphError, MinidlError,
@@ -35,7 +35,7 @@ __all__ = [
     "UnknownStrategyError", "abs", "active_strategy", "batch_reduce", "concatenate", "data",
     "detect_anomaly", "enable_grad", "exp", "from_numpy", "get_default_dtype",
     "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log", "matmul", "max",
-    "maximum", "mean", "nn", "no_grad", "normalization", "optim", "relu", "reshape",
+    "maximum", "mean", "metrics", "nn", "no_grad", "normalization", "optim", "relu", "reshape",
     "resolve_strategy", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor",
     "transpose", "where",
 ]

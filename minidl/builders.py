@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minidl import nn, optim
+from minidl import metrics, nn, optim
 from minidl.config import DataConfig, ModelConfig, OptimizerConfig, SchedulerConfig
 from minidl.data import DataError, Dataset, load_builtin, load_csv, load_npz, train_val_split
 from minidl.data.loader import val_split_size
@@ -33,11 +33,9 @@ class Task:
 
     def accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         """Share of correct predictions (None for regression, where it has no meaning)."""
-        if self.kind == "binary":
-            return float(((outputs > 0) == (targets > 0.5)).mean())
-        if self.kind == "multiclass":
-            return float((outputs.argmax(axis=1) == targets).mean())
-        return None
+        if self.kind == "regression":
+            return None
+        return metrics.accuracy(outputs, targets, threshold=0.0)  # binary outputs are logits
 
 
 @dataclass

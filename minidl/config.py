@@ -52,8 +52,9 @@ class DataConfig(Section):
 class ModelConfig(Section):
     hidden: list[int] = Field(default_factory=lambda: [4], description="hidden layer sizes")
     activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
-    init: Literal["auto", "xavier", "he"] = Field(
-        "auto", description="weight init; auto picks he for relu, xavier otherwise")
+    init: Literal["auto", "xavier", "he", "xavier_uniform", "he_uniform", "small"] = Field(
+        "auto", description="hidden layers' weight init (nn.init; the output layer is "
+        "xavier); auto picks he for relu, xavier otherwise; small = N(0, 1) * 0.01")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
     outputs: int | None = Field(None, ge=1, description="output units; inferred from the labels")
 

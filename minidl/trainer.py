@@ -20,6 +20,7 @@ from minidl.config import Config, config_to_toml
 from minidl.data import DataLoader, Dataset
 from minidl.errors import MinidlError
 from minidl.ops import batch_reduce
+from minidl.optim.diagnostics import divergence_hint
 from minidl.pluginmanager import get_plugin_manager
 from minidl.tensor import from_numpy
 
@@ -150,7 +151,7 @@ class Trainer:
             if not np.isfinite(cost.data):
                 raise TrainingDiverged(
                     f"the loss became {float(cost.data)} at epoch {self.epoch + 1}, step "
-                    f"{self.step + 1}; lower optimizer.lr or use train.dtype = \"float64\"")
+                    f"{self.step + 1}: {divergence_hint(self.dtype, self.optimizer)}")
             cost.backward()
             pending.append(float(cost.data))
             # In float64: in float16 the batch's sum overflows to inf past 65,504
