@@ -107,9 +107,8 @@ class SchedulerConfig(Section):
     """A learning-rate schedule stepped once per epoch, optionally after a linear warmup."""
 
     name: Literal["none", "step", "exponential", "inverse_time", "cosine"] = Field(
-        "none", description="lr per epoch: step = lr gamma^(epoch // step_size), exponential "
-        "= lr gamma^epoch, inverse_time = lr / (1 + decay_rate epoch), cosine = annealed to "
-        "eta_min over T_max epochs")
+        "none", description="the lr schedule, stepped per epoch (mdl.optim.lr_scheduler); "
+        "inverse_time = lr / (1 + decay_rate epoch)")
     step_size: int | None = Field(None, ge=1, description="step: epochs between decays")
     gamma: float | None = Field(None, gt=0.0, description="step (default 0.1), exponential")
     decay_rate: float | None = Field(None, ge=0.0, description="inverse_time")
