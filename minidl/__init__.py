@@ -57,7 +57,7 @@ from minidl.ops import (
 from minidl.tensor import Function, Tensor, from_numpy, tensor
 
 if TYPE_CHECKING:
-    from minidl import data, nn, optim
+    from minidl import data, metrics, nn, optim
     from minidl.pluginmanager import get_plugin_manager
     from minidl.strategy import (
         NormalizationConfig,
@@ -72,7 +72,8 @@ __version__ = "0.1.0"
 
 #: Public names loaded on first use: name -> the module that defines it.
 _LAZY = {
-    "data": "minidl.data", "nn": "minidl.nn", "optim": "minidl.optim",
+    "data": "minidl.data", "metrics": "minidl.metrics", "nn": "minidl.nn",
+    "optim": "minidl.optim",
     "NormalizationConfig": "minidl.strategy", "Strategy": "minidl.strategy",
     "active_strategy": "minidl.strategy", "batch_reduce": "minidl.strategy",
     "normalization": "minidl.strategy", "resolve_strategy": "minidl.strategy",
@@ -100,7 +101,8 @@ __all__ = [
     "StrategyInfo", "Tensor", "UnknownStrategyError", "abs", "active_strategy", "batch_reduce",
     "concatenate", "data", "detect_anomaly", "enable_grad", "exp", "from_numpy",
     "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log",
-    "matmul", "max", "maximum", "mean", "nn", "no_grad", "normalization", "optim", "relu",
+    "matmul", "max", "maximum", "mean", "metrics", "nn", "no_grad", "normalization", "optim",
+    "relu",
     "reshape", "resolve_strategy", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh",
     "tensor", "transpose", "where",
 ]

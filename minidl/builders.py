@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minidl import nn, optim
-from minidl.config import DataConfig, ModelConfig, OptimizerConfig
+from minidl import metrics, nn, optim
+from minidl.config import DataConfig, ModelConfig, OptimizerConfig, SchedulerConfig
 from minidl.data import DataError, Dataset, load_builtin, load_csv, load_npz, train_val_split
 from minidl.data.loader import val_split_size
 from minidl.nn import functional as F
@@ -31,11 +31,9 @@ class Task:
 
     def accuracy(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
         """Share of correct predictions (None for regression, where it has no meaning)."""
-        if self.kind == "binary":
-            return float(((outputs > 0) == (targets > 0.5)).mean())
-        if self.kind == "multiclass":
-            return float((outputs.argmax(axis=1) == targets).mean())
-        return None
+        if self.kind == "regression":
+            return None
+        return metrics.accuracy(outputs, targets, threshold=0.0)  # binary outputs are logits
 
 
 @dataclass
@@ -148,7 +146,36 @@ def build_optimizer(config: OptimizerConfig, params: list[Tensor]) -> optim.Opti
     if config.name == "sgd":
         return optim.SGD(params, lr=config.lr, momentum=config.momentum,
                          nesterov=config.nesterov, weight_decay=config.weight_decay)
+    if config.name == "rmsprop":
+        return optim.RMSprop(params, lr=config.lr, alpha=config.alpha, eps=config.eps,
+                             weight_decay=config.weight_decay, momentum=config.momentum,
+                             centered=config.centered)
     kind = optim.Adam if config.name == "adam" else optim.AdamW
     return kind(params, lr=config.lr, betas=config.betas, eps=config.eps,
                 weight_decay=config.weight_decay)
 
+
+
+def build_scheduler(config: SchedulerConfig, optimizer: optim.Optimizer,
+                    epochs: int) -> optim.lr_scheduler.LRScheduler | None:
+    """The ``[scheduler]`` section's schedule (after its warmup, if any), or None."""
+    S = optim.lr_scheduler  # noqa: N806
+    warmup = config.warmup_epochs
+    if config.name == "none" and not warmup:
+        return None
+    schedules: list[optim.lr_scheduler.LRScheduler] = []
+    if warmup:
+        schedules.append(S.LinearWarmup(optimizer, warmup, config.warmup_start_factor))
+    if config.name == "step":
+        schedules.append(S.StepLR(optimizer, config.step_size,
+                                  0.1 if config.gamma is None else config.gamma))
+    elif config.name == "exponential":
+        schedules.append(S.ExponentialLR(optimizer, config.gamma))
+    elif config.name == "inverse_time":
+        schedules.append(S.InverseTimeLR(optimizer, config.decay_rate))
+    elif config.name == "cosine":
+        schedules.append(S.CosineAnnealingLR(optimizer, config.T_max or max(1, epochs - warmup),
+                                             config.eta_min or 0.0))
+    if len(schedules) == 1:
+        return schedules[0]
+    return S.SequentialLR(optimizer, schedules, milestones=[warmup])

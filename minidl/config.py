@@ -52,8 +52,9 @@ class DataConfig(Section):
 class ModelConfig(Section):
     hidden: list[int] = Field(default_factory=lambda: [4], description="hidden layer sizes")
     activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
-    init: Literal["auto", "xavier", "he"] = Field(
-        "auto", description="weight init; auto picks he for relu, xavier otherwise")
+    init: Literal["auto", "xavier", "he", "xavier_uniform", "he_uniform", "small"] = Field(
+        "auto", description="hidden layers' weight init (nn.init; the output layer is "
+        "xavier); auto picks he for relu, xavier otherwise; small = N(0, 1) * 0.01")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
     outputs: int | None = Field(None, ge=1, description="output units; inferred from the labels")
 
@@ -72,13 +73,16 @@ class LossConfig(Section):
 
 
 class OptimizerConfig(Section):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
     lr: float = Field(1.2, gt=0.0)
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="sgd only")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="sgd, rmsprop")
     nesterov: bool = Field(False, description="sgd only")
     weight_decay: float = Field(0.0, ge=0.0)
     betas: tuple[float, float] = Field((0.9, 0.999), description="adam, adamw")
-    eps: float = Field(1e-8, gt=0.0, description="adam, adamw")
+    eps: float = Field(1e-8, gt=0.0, description="adam, adamw, rmsprop")
+    alpha: float = Field(0.99, ge=0.0, lt=1.0, description="rmsprop: smoothing of the "
+                         "squared gradients")
+    centered: bool = Field(False, description="rmsprop")
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimizerConfig:
@@ -92,6 +96,42 @@ class OptimizerConfig(Section):
         if not all(0.0 <= beta < 1.0 for beta in betas):
             raise ValueError(f"betas must each be in [0, 1), got {list(betas)}")
         return betas
+
+
+SCHEDULER_OPTIONS = {"step": ("step_size", "gamma"), "exponential": ("gamma",),
+                     "inverse_time": ("decay_rate",), "cosine": ("T_max", "eta_min"),
+                     "none": ()}
+
+
+class SchedulerConfig(Section):
+    """A learning-rate schedule stepped once per epoch, optionally after a linear warmup."""
+
+    name: Literal["none", "step", "exponential", "inverse_time", "cosine"] = Field(
+        "none", description="the lr schedule, stepped per epoch (mdl.optim.lr_scheduler); "
+        "inverse_time = lr / (1 + decay_rate epoch)")
+    step_size: int | None = Field(None, ge=1, description="step: epochs between decays")
+    gamma: float | None = Field(None, gt=0.0, description="step (default 0.1), exponential")
+    decay_rate: float | None = Field(None, ge=0.0, description="inverse_time")
+    T_max: int | None = Field(None, ge=1, description="cosine: epochs of the half cosine "
+                              "(default: train.epochs - warmup_epochs)")
+    eta_min: float | None = Field(None, ge=0.0, description="cosine: the final lr (default 0)")
+    warmup_epochs: int = Field(0, ge=0, description="epochs of linear warmup before the "
+                               "schedule (0 = none)")
+    warmup_start_factor: float = Field(0.1, ge=0.0, le=1.0, description="warmup: first "
+                                       "epoch's share of optimizer.lr")
+
+    @model_validator(mode="after")
+    def _options_fit_the_schedule(self) -> SchedulerConfig:
+        used = SCHEDULER_OPTIONS[self.name]
+        for option in ("step_size", "gamma", "decay_rate", "T_max", "eta_min"):
+            if getattr(self, option) is not None and option not in used:
+                takers = [n for n, names in SCHEDULER_OPTIONS.items() if option in names]
+                raise ValueError(f"{option} does not apply to name = {self.name!r} (it is for "
+                                 f"{' and '.join(takers)})")
+        required = {"step": "step_size", "exponential": "gamma", "inverse_time": "decay_rate"}
+        if self.name in required and getattr(self, required[self.name]) is None:
+            raise ValueError(f"name = {self.name!r} needs {required[self.name]}")
+        return self
 
 
 class TrainConfig(Section):
@@ -122,6 +162,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

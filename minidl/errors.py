@@ -84,3 +84,8 @@ class TrainingDiverged(RunFailure, FloatingPointError):
 
 class OutputDirError(UsageError, ValueError):
     """``output.dir`` cannot be created or written to; found before training starts."""
+
+
+class HyperparameterError(UsageError, ValueError):
+    """An optimizer, parameter group or scheduler given an invalid setting; the message
+    names the setting, the value and the allowed range."""

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from minidl import nn, storage
-from minidl.builders import Data, build_data, build_model, build_optimizer
+from minidl.builders import Data, build_data, build_model, build_optimizer, build_scheduler
 from minidl.config import Config, config_to_toml
 from minidl.data import DataLoader, Dataset
 from minidl.errors import CheckpointError, OutputDirError, TrainingDiverged
 from minidl.gradmode import no_grad
+from minidl.optim.diagnostics import divergence_hint
 from minidl.pluginloading import plugin_name
 from minidl.pluginmanager import get_plugin_manager
 from minidl.strategy import batch_reduce
@@ -64,6 +65,7 @@ class Trainer:
         self.model = build_model(config.model, self.data.features, self.data.task.outputs,
                                  init_rng, dropout_rng, self.dtype)
         self.optimizer = build_optimizer(config.optimizer, list(self.model.parameters()))
+        self.scheduler = build_scheduler(config.scheduler, self.optimizer, config.train.epochs)
         self.loader = DataLoader(self.data.train, batch_size=config.train.batch_size,
                                  shuffle=config.train.shuffle, seed=shuffle_rng,
                                  dtype=self.dtype)
@@ -106,6 +108,9 @@ class Trainer:
                 metrics = self._run_epoch()
                 self.epoch += 1
                 metrics["epoch"] = self.epoch
+                if self.scheduler is not None:  # per epoch; the metrics show this epoch's lr
+                    metrics["lr"] = self.scheduler.get_last_lr()[0]
+                    self.scheduler.step()
                 self.history.append(metrics)
                 if self.output_dir and (self.epoch % every == 0 or self.epoch == epochs):
                     self.save_checkpoint(self.output_dir / CHECKPOINT_NAME)
@@ -136,7 +141,7 @@ class Trainer:
             if not np.isfinite(cost.data):
                 raise TrainingDiverged(
                     f"the loss became {float(cost.data)} at epoch {self.epoch + 1}, step "
-                    f"{self.step + 1}; lower optimizer.lr or use train.dtype = \"float64\"")
+                    f"{self.step + 1}: {divergence_hint(self.dtype, self.optimizer)}")
             cost.backward()
             pending.append(float(cost.data))
             # In float64: in float16 the batch's sum overflows to inf past 65,504
@@ -216,7 +221,8 @@ class Trainer:
             "format": 1,
             "config": self.config.model_dump(mode="json"),
             "epoch": self.epoch, "step": self.step,
-            "optimizer": {"lr": optimizer_state["lr"], "steps": optimizer_state["steps"]},
+            "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": [g.bit_generator.state for g in self._generators()],
         }
         storage.save_arrays(path, arrays, meta)
@@ -236,6 +242,8 @@ class Trainer:
                 _, index, name = key.split("/", 2)
                 states[int(index)][name] = value
         trainer.optimizer.load_state_dict({**meta["optimizer"], "state": states})
+        if trainer.scheduler is not None and meta.get("scheduler") is not None:
+            trainer.scheduler.load_state_dict(meta["scheduler"])
         for generator, state in zip(trainer._generators(), meta["rng"]):
             generator.bit_generator.state = state
         trainer.epoch, trainer.step = meta["epoch"], meta["step"]

@@ -43,3 +43,19 @@ def test_the_custom_strategy_example_works_as_printed(tmp_path, capsys):
     finally:
         mdl.get_plugin_manager().unregister(module)
         del sys.modules["readme_strategy"]
+
+
+def test_the_optimizer_example_trains(capsys):
+    block = next(b for b in _python_blocks() if "lr_scheduler" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    assert float(capsys.readouterr().out) > 0.85
+
+
+def test_the_scheduler_config_example_is_valid(tmp_path):
+    from minidl.config import load_config
+
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.DOTALL)
+                 if "[scheduler]" in b)
+    (tmp_path / "c.toml").write_text(block)
+    config = load_config(tmp_path / "c.toml")
+    assert config.scheduler.name == "inverse_time" and config.optimizer.name == "rmsprop"

@@ -9,17 +9,20 @@ import numpy as np
 from minidl import ops
 from minidl.dtypes import as_float_dtype, get_default_dtype
 from minidl.errors import InvalidTypeError, InvalidValueError
+from minidl.nn.init import INITIALIZERS
 from minidl.nn.module import Module, Parameter
 from minidl.tensor import Tensor
 
-INITS = ("xavier", "he")
+INITS = tuple(INITIALIZERS)
 
 class Linear(Module):
     """y = x W^T + b with W of shape (out, in), as ``torch.nn.Linear``.
 
     ``init="xavier"`` (Glorot & Bengio 2010, for tanh/sigmoid) or ``"he"`` (He et al.
-    2015, for relu) draws W from ``generator``; b starts at 0. Pass a seed or a
-    ``np.random.Generator`` for reproducible weights.
+    2015, for relu), both normal, draws W from ``generator``; ``"xavier_uniform"``,
+    ``"he_uniform"`` and the course's ``"small"`` (N(0, 1) * 0.01) also work (see
+    ``nn.init``); b starts at 0. Pass a seed or a ``np.random.Generator`` for
+    reproducible weights.
 
     >>> import minidl as mdl
     >>> layer = mdl.nn.Linear(2, 4, generator=0)
@@ -38,13 +41,9 @@ class Linear(Module):
             raise InvalidValueError(f"Linear: init must be one of {INITS}, got {init!r}")
         dtype = as_float_dtype(dtype) if dtype is not None else get_default_dtype()
         rng = np.random.default_rng(generator)
-        if init == "xavier":
-            std = np.sqrt(2.0 / (in_features + out_features))
-        else:
-            std = np.sqrt(2.0 / in_features)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(rng.standard_normal((out_features, in_features)) * std,
-                                dtype=dtype)
+        self.weight = Parameter(np.zeros((out_features, in_features)), dtype=dtype)
+        INITIALIZERS[init](self.weight, generator=rng)
         self.bias = Parameter(np.zeros(out_features), dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:

@@ -7,8 +7,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from minidl.errors import InvalidValueError
-from minidl.optim.optimizer import Optimizer, _check_hyper
+from minidl.errors import HyperparameterError
+from minidl.optim.optimizer import Optimizer, check_hyper
 from minidl.tensor import Tensor
 
 
@@ -21,26 +21,31 @@ class Adam(Optimizer):
     (0.9, 0.999)
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, require_normalized: bool = True) -> None:
-        super().__init__(params, lr, require_normalized)
-        if len(betas) != 2:
-            raise InvalidValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_hyper("beta1", betas[0], minimum=0.0, below=1.0)
-        _check_hyper("beta2", betas[1], minimum=0.0, below=1.0)
-        _check_hyper("eps", eps, minimum=0.0)
-        _check_hyper("weight_decay", weight_decay, minimum=0.0)
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps, self.weight_decay = float(eps), float(weight_decay)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults, require_normalized)
 
-    def decay(self, param: Tensor, grad: np.ndarray) -> np.ndarray:
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise HyperparameterError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = (check_hyper("beta1", betas[0], minimum=0.0, below=1.0),
+                          check_hyper("beta2", betas[1], minimum=0.0, below=1.0))
+        group["eps"] = check_hyper("eps", group["eps"], minimum=0.0)
+        group["weight_decay"] = check_hyper("weight_decay", group["weight_decay"], minimum=0.0)
+
+    def decay(self, data: np.ndarray, grad: np.ndarray, group: dict[str, Any]) -> np.ndarray:
         """L2 regularization: weight decay enters the gradient (coupled)."""
-        return grad + self.weight_decay * param.data if self.weight_decay else grad
+        weight_decay = group["weight_decay"]
+        return grad + weight_decay * data if weight_decay else grad
 
-    def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
-        grad = self.decay(param, grad)
-        beta1, beta2 = self.betas
+    def update(self, data: np.ndarray, grad: np.ndarray, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        grad = self.decay(data, grad, group)
+        beta1, beta2 = group["betas"]
         if "m" not in state:
             state["m"], state["v"], state["t"] = np.zeros_like(grad), np.zeros_like(grad), 0
         state["t"] = int(state["t"]) + 1  # a Python int even if reloaded as a 0-d array
@@ -51,7 +56,7 @@ class Adam(Optimizer):
         v += (1 - beta2) * grad * grad
         m_hat = m / (1 - beta1 ** t)
         v_hat = v / (1 - beta2 ** t)
-        param.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        data -= group["lr"] * m_hat / (np.sqrt(v_hat) + group["eps"])
 
 
 class AdamW(Adam):
@@ -62,12 +67,12 @@ class AdamW(Adam):
     0.01
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, require_normalized: bool = True) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, require_normalized)
 
-    def decay(self, param: Tensor, grad: np.ndarray) -> np.ndarray:
-        if self.weight_decay:
-            param.data *= 1 - self.lr * self.weight_decay
+    def decay(self, data: np.ndarray, grad: np.ndarray, group: dict[str, Any]) -> np.ndarray:
+        if group["weight_decay"]:
+            data *= 1 - group["lr"] * group["weight_decay"]
         return grad

@@ -1,5 +1,15 @@
 """``Optimizer``: owns ``zero_grad`` and ``step``; subclasses only write the update.
 
+Parameters come in groups, as in torch: ``SGD(model.parameters(), lr=0.1)`` makes
+one group; ``SGD([{"params": a, "lr": 0.1}, {"params": b}], lr=0.01)`` makes two,
+each a dict in ``optimizer.param_groups`` holding its parameters and its own
+hyperparameters (those a group leaves out take the constructor's values).
+
+float16 parameters are updated through a float32 master copy kept in the
+optimizer state (mixed-precision training): the update and every state buffer
+are float32 and the result is rounded to float16 once, so an update smaller than
+float16's resolution is not lost and ``eps = 1e-8`` does not round to 0.
+
 The optimizer reads ``.grad`` as the normalization strategy left it and knows
 nothing of strategies, with one guard: a step on gradients that no batch
 reduction produced since they were last cleared raises, because a bare
@@ -12,13 +22,17 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from minidl.errors import GradientNotNormalizedError, InvalidTypeError, InvalidValueError
+from minidl.errors import GradientNotNormalizedError, HyperparameterError, InvalidTypeError
 from minidl.tensor import Tensor
+
+_FLOAT16 = np.dtype(np.float16)
 
 
 class Optimizer:
-    """Base class: ``step()`` calls ``update(param, grad, state)`` for every parameter
-    with a gradient. ``require_normalized=False`` allows plain-calculus gradients.
+    """Base class: ``step()`` calls ``update(data, grad, state, group)`` for every
+    parameter with a gradient; ``require_normalized=False`` allows plain-calculus
+    gradients. A subclass passes its hyperparameter defaults to ``__init__`` and may
+    override ``check_group`` to validate them.
 
     >>> import minidl as mdl
     >>> w = mdl.nn.Parameter([1.0])
@@ -29,22 +43,107 @@ class Optimizer:
     tensor([0.8], requires_grad=True)
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float,
-                 require_normalized: bool = True) -> None:
-        self.params = list(params)
-        if not self.params:
-            raise InvalidValueError("optimizer got an empty parameter list; pass "
-                                    "model.parameters()")
-        for index, param in enumerate(self.params):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]],
+                 defaults: dict[str, Any], require_normalized: bool = True) -> None:
+        self.defaults = dict(defaults)
+        self.require_normalized = require_normalized
+        self.param_groups: list[dict[str, Any]] = []
+        #: Per-parameter state, in the order of ``self.params`` (all groups, flattened).
+        self.state: list[dict[str, Any]] = []
+        self.steps = 0
+        groups = list(params)
+        if not groups:
+            raise HyperparameterError("optimizer got an empty parameter list; pass "
+                                      "model.parameters()")
+        if not all(isinstance(group, dict) for group in groups):
+            if any(isinstance(group, dict) for group in groups):
+                raise InvalidTypeError("optimizer params mix tensors and parameter-group dicts; "
+                                       "pass either tensors or dicts like {'params': [...], 'lr': 0.1}")
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ---- groups and hyperparameters ------------------------------------------------------
+    @property
+    def params(self) -> list[Tensor]:
+        """Every parameter, group after group (the order of ``state``)."""
+        return [param for group in self.param_groups for param in group["params"]]
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a group (a dict with ``"params"`` and any hyperparameters), as torch.
+
+        >>> import minidl as mdl
+        >>> opt = mdl.optim.SGD([mdl.nn.Parameter([1.0])], lr=0.1)
+        >>> opt.add_param_group({"params": [mdl.nn.Parameter([2.0])], "lr": 0.01})
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.1, 0.01]
+        """
+        if not isinstance(group, dict) or "params" not in group:
+            raise InvalidTypeError("a parameter group is a dict with a 'params' key, got "
+                                   f"{group!r}")
+        number = len(self.param_groups)
+        where = f"parameter group {number}: " if number or len(group) > 1 else ""
+        unknown = sorted(set(group) - set(self.defaults) - {"params"})
+        if unknown:
+            raise HyperparameterError(
+                f"{where}unknown key(s) {unknown} for {type(self).__name__}; a group may "
+                f"set: {', '.join(sorted(self.defaults))}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if not params:
+            raise HyperparameterError(f"{where}optimizer got an empty parameter list; pass "
+                                      "model.parameters()")
+        seen = {id(p) for p in self.params}
+        offset = len(self.state)
+        for index, param in enumerate(params, start=offset):
             if not isinstance(param, Tensor) or not param.requires_grad:
                 raise InvalidTypeError(f"optimizer parameter {index} is not a tensor that requires "
                                        "grad; pass model.parameters()")
-        _check_hyper("lr", lr, minimum=0.0)
-        self.lr = float(lr)
-        self.require_normalized = require_normalized
-        self.state: list[dict[str, Any]] = [{} for _ in self.params]
-        self.steps = 0
+            if id(param) in seen:
+                raise HyperparameterError(f"optimizer parameter {index} appears twice (a "
+                                          "parameter may be in one group only, once)")
+            seen.add(id(param))
+        full = {**self.defaults, **group, "params": params}
+        try:
+            self.check_group(full)
+        except HyperparameterError as err:
+            raise HyperparameterError(f"{where}{err}") from None
+        self.param_groups.append(full)
+        self.state += [{} for _ in params]
 
+    def check_group(self, group: dict[str, Any]) -> None:
+        """Validate (and normalize in place) a group's hyperparameters; the base checks lr."""
+        if group.get("lr") is None:
+            raise HyperparameterError(f"{type(self).__name__} needs a learning rate: pass "
+                                      "lr=... or give every parameter group its own 'lr'")
+        group["lr"] = check_hyper("lr", group["lr"], minimum=0.0)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate, when every group has the same one (else read param_groups)."""
+        return self._shared("lr")
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        value = check_hyper("lr", value, minimum=0.0)
+        for group in self.param_groups:
+            group["lr"] = value
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: hyperparameters shared by all groups
+        # (``adam.betas``), as the optimizers had before parameter groups.
+        if name != "defaults" and name in self.__dict__.get("defaults", {}):
+            return self._shared(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def _shared(self, name: str) -> Any:
+        values = [group[name] for group in self.param_groups]
+        if any(value != values[0] for value in values):
+            raise HyperparameterError(f"the parameter groups have different {name} values "
+                                      f"{values}; read optimizer.param_groups[i][{name!r}]")
+        return values[0]
+
+    # ---- the step ------------------------------------------------------------------------
     def zero_grad(self) -> None:
         """Clear every gradient (and the example counts behind them)."""
         for param in self.params:
@@ -55,15 +154,34 @@ class Optimizer:
         if self.require_normalized:
             self._check_normalized()
         self.steps += 1
-        update = self.update
-        for param, state in zip(self.params, self.state):
-            grad = param._grad  # what the .grad property returns, read once
-            if grad is not None:
-                update(param, grad, state)
+        update, states = self.update, iter(self.state)
+        for group in self.param_groups:
+            for param in group["params"]:
+                state = next(states)
+                grad = param._grad  # what the .grad property returns, read once
+                if grad is None:
+                    continue
+                if param.data.dtype == _FLOAT16:
+                    self._update_through_master(param, grad, state, group)
+                else:
+                    update(param.data, grad, state, group)
 
-    def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement "
-                                  "update(param, grad, state), changing param.data in place")
+    def update(self, data: np.ndarray, grad: np.ndarray, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement update(data, grad, state, group), changing "
+            "the parameter's array `data` in place with the hyperparameters in `group`")
+
+    def _update_through_master(self, param: Tensor, grad: np.ndarray, state: dict[str, Any],
+                               group: dict[str, Any]) -> None:
+        """A float16 parameter: update its float32 master copy, then round it to float16."""
+        master = state.get("master")
+        # Re-seeded when the weights changed outside the optimizer (loaded, re-initialized),
+        # so a stale master copy never overwrites them.
+        if master is None or not np.array_equal(master.astype(_FLOAT16), param.data):
+            master = state["master"] = param.data.astype(np.float32)
+        self.update(master, grad.astype(np.float32), state, group)
+        param.data[...] = master
 
     def _check_normalized(self) -> None:
         for index, param in enumerate(self.params):
@@ -77,16 +195,47 @@ class Optimizer:
                     "what you mean."
                 )
 
+    # ---- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters, step count and per-parameter state (arrays copied)."""
-        return {"lr": self.lr, "steps": self.steps,
+        """Step count, each group's hyperparameters (``params`` as indices into
+        ``self.params``) and per-parameter state (arrays copied). Everything but
+        ``state`` is JSON-serializable.
+        """
+        groups, start = [], 0
+        for group in self.param_groups:
+            count = len(group["params"])
+            saved = {k: list(v) if isinstance(v, tuple) else v
+                     for k, v in group.items() if k != "params"}
+            groups.append({**saved, "params": list(range(start, start + count))})
+            start += count
+        return {"steps": self.steps, "param_groups": groups,
                 "state": [{k: _copy(v) for k, v in s.items()} for s in self.state]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["state"]) != len(self.params):
-            raise InvalidValueError(f"optimizer state has {len(state['state'])} parameters, this "
-                                    f"optimizer has {len(self.params)}")
-        self.lr, self.steps = float(state["lr"]), int(state["steps"])
+        """Restore ``state_dict()``'s output (or one saved before parameter groups,
+        with a single ``lr``) into an optimizer over the same parameters."""
+        if len(state["state"]) != len(self.state):
+            raise HyperparameterError(
+                f"optimizer state has {len(state['state'])} parameters, this optimizer has "
+                f"{len(self.state)}")
+        groups = state.get("param_groups")
+        if groups is None:  # saved before parameter groups: one lr for all
+            groups = [{"lr": state["lr"]} for _ in self.param_groups]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        if len(groups) != len(self.param_groups) or any(
+                "params" in saved and len(saved["params"]) != size
+                for saved, size in zip(groups, sizes)):
+            raise HyperparameterError(
+                f"optimizer state has parameter groups of sizes "
+                f"{[len(g.get('params', ())) for g in groups]}, this optimizer has {sizes}")
+        restored = []
+        for group, saved in zip(self.param_groups, groups):
+            new = {**group, **{k: v for k, v in saved.items() if k != "params"}}
+            new["params"] = group["params"]
+            self.check_group(new)
+            restored.append(new)
+        self.param_groups = restored
+        self.steps = int(state["steps"])
         self.state = [{k: _copy(v) for k, v in s.items()} for s in state["state"]]
 
 
@@ -96,12 +245,14 @@ def _copy(value: Any) -> Any:
     return np.array(value) if isinstance(value, np.ndarray) else value
 
 
-def _check_hyper(name: str, value: Any, minimum: float | None = None,
-                 below: float | None = None) -> None:
-    """``ValueError`` unless value is a finite number in [minimum, below)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise InvalidValueError(f"{name} must be a number, got {value!r}")
+def check_hyper(name: str, value: Any, minimum: float | None = None,
+                below: float | None = None) -> float:
+    """``value`` as a float, or ``HyperparameterError`` unless it is a finite number
+    in [minimum, below)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise HyperparameterError(f"{name} must be a number, got {value!r}")
     if not np.isfinite(value) or (minimum is not None and value < minimum) or (
             below is not None and value >= below):
         bounds = f">= {minimum}" if below is None else f"in [{minimum}, {below})"
-        raise InvalidValueError(f"invalid {name}: {value} (must be finite and {bounds})")
+        raise HyperparameterError(f"invalid {name}: {value} (must be finite and {bounds})")
+    return float(value)

@@ -7,8 +7,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from minidl.errors import InvalidValueError
-from minidl.optim.optimizer import Optimizer, _check_hyper
+from minidl.errors import HyperparameterError
+from minidl.optim.optimizer import Optimizer, check_hyper
 from minidl.tensor import Tensor
 
 
@@ -16,30 +16,38 @@ class SGD(Optimizer):
     """p -= lr * g, where g is the gradient plus weight decay, through momentum.
 
     >>> import minidl as mdl
-    >>> w = mdl.nn.Parameter([1.0])
-    >>> mdl.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True).lr
-    0.1
+    >>> w, b = mdl.nn.Parameter([1.0]), mdl.nn.Parameter([0.0])
+    >>> opt = mdl.optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.01}], lr=0.1,
+    ...                     momentum=0.9, nesterov=True)
+    >>> [group["lr"] for group in opt.param_groups]
+    [0.1, 0.01]
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False,
-                 require_normalized: bool = True) -> None:
-        super().__init__(params, lr, require_normalized)
-        _check_hyper("momentum", momentum, minimum=0.0, below=1.0)
-        _check_hyper("weight_decay", weight_decay, minimum=0.0)
-        if nesterov and momentum == 0:
-            raise InvalidValueError("nesterov=True needs momentum > 0")
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]],
+                 lr: float | None = None, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False, require_normalized: bool = True) -> None:
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults, require_normalized)
 
-    def update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
-        if self.weight_decay:
-            grad = grad + self.weight_decay * param.data
-        if self.momentum:
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        group["momentum"] = check_hyper("momentum", group["momentum"], minimum=0.0, below=1.0)
+        group["weight_decay"] = check_hyper("weight_decay", group["weight_decay"], minimum=0.0)
+        group["nesterov"] = bool(group["nesterov"])
+        if group["nesterov"] and group["momentum"] == 0:
+            raise HyperparameterError("nesterov=True needs momentum > 0")
+
+    def update(self, data: np.ndarray, grad: np.ndarray, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        momentum, weight_decay = group["momentum"], group["weight_decay"]
+        if weight_decay:
+            grad = grad + weight_decay * data
+        if momentum:
             buffer = state.get("momentum")
             if buffer is None:
                 buffer = state["momentum"] = grad.copy()
             else:
-                buffer *= self.momentum
+                buffer *= momentum
                 buffer += grad
-            grad = grad + self.momentum * buffer if self.nesterov else buffer
-        param.data -= self.lr * grad
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        data -= group["lr"] * grad
