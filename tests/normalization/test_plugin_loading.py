@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from helpers.plugin_sources import strategy_source
 
@@ -141,3 +142,34 @@ def test_a_broken_entry_point_is_one_message_from_the_cli(broken_entry_point, mo
     assert main(["plugins"]) == 1
     assert "fakebroken" in capsys.readouterr().err
 
+
+
+def test_a_broken_entry_point_leaves_plain_backward_and_every_built_in_strategy_working(
+        broken_entry_point, monkeypatch):
+    """The issue's first 'done when': plain calculus never loads plugins, and with
+    autoload disabled the built-in strategies train as if nothing were installed."""
+    pluginmanager.set_plugin_manager(None)  # as a user's process starts (conftest restores)
+    w = mdl.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True, dtype="float64")
+    (w * w).sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, -4.0, 6.0])
+    assert pluginmanager._manager is None  # the plain backward built no plugin manager
+    with pytest.raises(mdl.PluginError, match="fakebroken"):  # a strategy does need it
+        mdl.resolve_strategy("sum")
+
+    monkeypatch.setenv("MINIDL_DISABLE_PLUGIN_AUTOLOAD", "1")
+    rng = np.random.default_rng(0)
+    x, y, w0 = rng.standard_normal((6, 3)), rng.standard_normal(6), rng.standard_normal(3)
+    summed = 2 * x.T @ (x @ w0 - y)  # d/dw of sum_i (x_i . w - y_i)^2
+    lr = 0.05
+    for strategy, expected in [("deferred", summed / 6), ("absorbed", summed / 6),
+                               ("sum", summed)]:
+        w = mdl.nn.Parameter(w0.copy(), dtype="float64")
+        optimizer = mdl.optim.SGD([w], lr=lr)
+        with mdl.normalization(strategy):
+            losses = (mdl.tensor(x) @ w - mdl.tensor(y)) ** 2
+            mdl.batch_reduce(losses).backward()
+        np.testing.assert_allclose(w.grad, expected, rtol=1e-12, err_msg=strategy)
+        optimizer.step()
+        np.testing.assert_allclose(w.data, w0 - lr * expected, rtol=1e-12, err_msg=strategy)
+    names = {name for name, _ in mdl.get_plugin_manager().list_name_plugin()}
+    assert names == set(pluginmanager.DEFAULT_PLUGINS)  # the built-ins, nothing installed

@@ -163,7 +163,9 @@ def test_a_strategy_loads_from_a_dotted_module_path_and_from_a_file(tmp_path, mo
     try:
         by_path = mdl.NormalizationConfig(strategy="userplugins.halfmean").resolve()
         assert by_path.name == "halfmean"
-        assert mdl.resolve_strategy("halfmean") is not None  # now selectable by name too
+        by_name = mdl.resolve_strategy("halfmean")  # now selectable by name too
+        assert by_name.name == "halfmean" and by_name.plugin_name == "userplugins.halfmean"
+        assert by_name.cost_scale(4.0) == 1.0 / 8.0  # the plugin's c = 1 / (2 N)
         by_file = mdl.resolve_strategy(str(tmp_path / "filemean.py"))
         assert by_file.name == "filemean"
         for strategy in (by_path, by_file):
@@ -206,23 +208,29 @@ def test_tracing_prints_every_hook_call_with_arguments_and_result(monkeypatch, c
     assert "minidl_cost_scale" in err and "count" in err and "1.0" in err
 
 
-def test_observers_see_read_only_gradients_after_backward(register):
+def test_hook_minidl_after_backward(register):
+    """Observers see each pass's root, leaves, strategy and read-only gradients."""
     seen = []
 
     class Observer:
         @mdl.hookimpl
         def minidl_after_backward(self, root, leaves, grads, strategy):
-            seen.append((strategy, [g.copy() for g in grads], [g.flags.writeable for g in grads]))
+            seen.append((root, list(leaves), strategy, [g.copy() for g in grads],
+                         [g.flags.writeable for g in grads]))
             with pytest.raises(ValueError):
                 grads[0][0] = 99.0  # observers read, never change
 
     register(Observer(), "observer")
     w = _backward_on("absorbed", m=2)
-    (w * w).sum().backward()
-    assert seen[0][0] == "absorbed" and seen[1][0] is None
-    np.testing.assert_allclose(seen[0][1][0], [1.5, 1.5])
-    assert seen[0][2] == [False]
-    np.testing.assert_allclose(w.grad, [3.5, 3.5])  # 1.5 + 2 * 1, untouched by the observer
+    plain = (w * w).sum()
+    plain.backward()
+    assert len(seen) == 2
+    assert seen[0][1] == [w] and seen[0][2] == "absorbed"
+    np.testing.assert_allclose(seen[0][3][0], [1.5, 1.5])  # d/dw mean(3 w) = 3 / 2
+    assert seen[0][4] == [False]
+    assert seen[1][0] is plain and seen[1][1] == [w] and seen[1][2] is None
+    np.testing.assert_allclose(seen[1][3][0], [3.5, 3.5])  # 1.5 + 2 * 1
+    np.testing.assert_allclose(w.grad, [3.5, 3.5])  # untouched by the observer
 
 
 def test_minidl_plugins_lists_every_plugin(capsys, installed_plugins):

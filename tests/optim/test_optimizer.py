@@ -62,7 +62,20 @@ def test_error_names_the_hyperparameter():
 @pytest.mark.parametrize("kwargs", [dict(lr=0.0), dict(lr=1), dict(lr=np.float32(0.5)),
                                     dict(lr=0.1, momentum=0.0), dict(lr=0.1, momentum=0.99)])
 def test_sgd_valid_edge_hyperparameters(kwargs):
-    SGD([param()], **kwargs)
+    """Accepted, and two steps follow torch's rule with them (the first fills the buffer)."""
+    w = param()
+    optimizer = SGD([w], require_normalized=False, **kwargs)
+    lr, momentum = float(kwargs["lr"]), kwargs.get("momentum", 0.0)
+    assert optimizer.lr == lr and optimizer.momentum == momentum
+    g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([1.0, 1.0, -3.0])
+    w.grad = g1
+    optimizer.step()
+    w.grad = g2
+    optimizer.step()
+    start = np.array([1.0, -2.0, 3.0])
+    expected = start - lr * g1 - lr * (momentum * g1 + g2)
+    np.testing.assert_allclose(w.data, expected, rtol=1e-12, atol=0)
+    assert w.data.dtype == np.float64  # a float32 lr does not change the parameter's dtype
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -140,44 +140,6 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     assert Trainer.from_checkpoint(tmp_path / "checkpoint.npz").epoch == 3
 
 
-def test_training_hooks_are_called_and_epoch_end_can_stop_early():
-    calls: list[tuple] = []
-
-    class Recorder:
-        @mdl.hookimpl
-        def minidl_train_start(self, trainer):
-            calls.append(("start", trainer.epoch))
-
-        @mdl.hookimpl
-        def minidl_step_end(self, step, loss):
-            calls.append(("step", step, loss))
-
-        @mdl.hookimpl
-        def minidl_epoch_end(self, epoch, metrics):
-            calls.append(("epoch", epoch, metrics["train_loss"]))
-            return epoch == 3  # early stopping
-
-        @mdl.hookimpl
-        def minidl_train_end(self, history):
-            calls.append(("end", len(history)))
-
-    recorder = Recorder()
-    pm = mdl.get_plugin_manager()
-    pm.register(recorder)
-    try:
-        trainer = Trainer(load_config(overrides=["train.epochs=50", "output.dir=",
-                                                 "train.batch_size=100"]))
-        final = trainer.fit()
-    finally:
-        pm.unregister(recorder)
-    assert calls[0] == ("start", 0) and calls[-1] == ("end", 3)
-    steps = [c for c in calls if c[0] == "step"]
-    assert [c[1] for c in steps] == list(range(1, 13))  # 400 / 100 = 4 steps x 3 epochs
-    assert all(np.isfinite(c[2]) for c in steps)
-    assert [c[1] for c in calls if c[0] == "epoch"] == [1, 2, 3]
-    assert final["epochs"] == 3
-
-
 def test_accumulation_steps_once_per_group_with_a_short_last_group():
     trainer = Trainer(load_config(overrides=["train.epochs=2", "output.dir=",
                                              "train.batch_size=32", "train.accumulate=3"]))
