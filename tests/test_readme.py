@@ -43,3 +43,10 @@ def test_the_custom_strategy_example_works_as_printed(tmp_path, capsys):
     finally:
         mdl.get_plugin_manager().unregister(module)
         del sys.modules["readme_strategy"]
+
+
+def test_the_layers_example_runs_as_printed(capsys):
+    block = next(b for b in _python_blocks() if "nn.LSTM" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    expected = re.search(r"print\(output.shape.*\)\s+# (.*)", block).group(1)
+    assert capsys.readouterr().out.strip() == expected
