@@ -59,3 +59,10 @@ def test_the_scheduler_config_example_is_valid(tmp_path):
     (tmp_path / "c.toml").write_text(block)
     config = load_config(tmp_path / "c.toml")
     assert config.scheduler.name == "inverse_time" and config.optimizer.name == "rmsprop"
+
+
+def test_the_layers_example_runs_as_printed(capsys):
+    block = next(b for b in _python_blocks() if "nn.LSTM" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    expected = re.search(r"print\(output.shape.*\)\s+# (.*)", block).group(1)
+    assert capsys.readouterr().out.strip() == expected

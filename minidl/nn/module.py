@@ -47,18 +47,31 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  "before assigning attributes")
+        if name in self.__dict__.get("_buffers", {}):  # assigning a buffer keeps it one
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """Keep an array that is state but not learned (batch norm's running statistics):
+        it is saved by ``state_dict`` and restored by ``load_state_dict``, as in torch."""
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self._buffers[name] = value
         object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -89,6 +102,13 @@ class Module:
         for _, param in self.named_parameters():
             yield param
 
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Every buffer (not None) with its dotted name, in definition order."""
+        for prefix, module in self.named_modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), buffer
+
     # ---- state -----------------------------------------------------------------------
     def zero_grad(self) -> None:
         """Clear every parameter's gradient (and the example count behind it)."""
@@ -96,22 +116,26 @@ class Module:
             param.grad = None
 
     def train(self, mode: bool = True) -> Module:
-        """Training mode (dropout active); returns self."""
+        """Training mode (dropout active, batch norm on batch statistics); returns self."""
         for _, module in self.named_modules():
             object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> Module:
-        """Evaluation mode (dropout off); returns self."""
+        """Evaluation mode (dropout off, batch norm on running statistics); returns self."""
         return self.train(False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter's data by dotted name."""
-        return {name: param.data.copy() for name, param in self.named_parameters()}
+        """Copies of every parameter's data and every buffer by dotted name."""
+        state = {name: param.data.copy() for name, param in self.named_parameters()}
+        state.update((name, np.array(buffer)) for name, buffer in self.named_buffers())
+        return state
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        """Copy arrays into the parameters; names and shapes must match (``strict``)."""
-        params = dict(self.named_parameters())
+        """Copy arrays into the parameters and buffers; names and shapes must match
+        (``strict``)."""
+        params: dict[str, Any] = dict(self.named_parameters())
+        params.update(self.named_buffers())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):
@@ -123,7 +147,11 @@ class Module:
                 raise ShapeError(f"load_state_dict: {name} has shape {array.shape} in the "
                                  f"checkpoint but {params[name].shape} in the model")
         for name, array in arrays.items():
-            params[name].data = array.astype(params[name].dtype)  # astype copies
+            target = params[name]
+            if isinstance(target, Tensor):
+                target.data = array.astype(target.dtype)  # astype copies
+            else:  # a buffer: copied into place, so ops holding it see the new values
+                target[...] = array
 
     # ---- display ---------------------------------------------------------------------
     def extra_repr(self) -> str:

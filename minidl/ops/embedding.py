@@ -1,0 +1,53 @@
+"""Embedding lookup: integer indices select rows of a weight matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minidl.errors import InvalidTypeError, ShapeError
+from minidl.ops.elementwise import as_tensor
+from minidl.tensor import Function, Tensor
+
+
+class Embedding(Function):
+    """weight[indices]; the backward scatter-adds each row's gradient into its index
+    (np.add.at, so an index used many times accumulates every use)."""
+
+    def forward(self, weight: np.ndarray, indices: np.ndarray,
+                padding_idx: int | None) -> np.ndarray:
+        self.indices, self.rows, self.padding_idx = indices, weight.shape[0], padding_idx
+        return weight[indices]
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, None]:
+        if not self.needs_input_grad[0]:
+            return None, None
+        dim = grad.shape[-1]
+        out = np.zeros((self.rows, dim), dtype=grad.dtype)
+        np.add.at(out, self.indices.reshape(-1), grad.reshape(-1, dim))
+        if self.padding_idx is not None:
+            out[self.padding_idx] = 0  # the padding row never learns, as in torch
+        return out, None
+
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) at integer ``indices`` of any shape.
+
+    >>> import minidl as mdl
+    >>> w = mdl.tensor([[0.0, 0.0], [1.0, 2.0]])
+    >>> mdl.nn.functional.embedding(mdl.tensor([[1, 1, 0]], dtype="int64"), w).shape
+    (1, 3, 2)
+    """
+    indices, weight = as_tensor(indices), as_tensor(weight)
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
+    if indices.dtype.kind not in "iu":
+        raise InvalidTypeError(f"embedding: indices must be integers, got {indices.dtype}; pass "
+                               "dtype='int64'")
+    rows = weight.shape[0]
+    if indices.size and (indices.data.min() < 0 or indices.data.max() >= rows):
+        bad = indices.data[(indices.data < 0) | (indices.data >= rows)].flat[0]
+        raise IndexError(f"embedding: index {bad} is out of range for {rows} embeddings "
+                         f"(indices must be 0..{rows - 1})")
+    return Embedding.apply(weight, indices, padding_idx=padding_idx)
