@@ -136,8 +136,9 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
     Called on the strategy's plugin once per leaf that requires grad, for every
     backward pass whose graph contains a batch reduction made under that strategy.
     minidl keeps plain-calculus contributions (passes with no batch reduction) apart
-    and adds them back afterwards, so ``grad`` here is only what strategies accumulated. Arrays are float32 for a float16 leaf (sums
-    over a batch pass float16's 65,504 long before a mean does); minidl casts back.
+    and adds them back afterwards, so ``grad`` here is only what strategies accumulated.
+    Arrays are float32 for a float16 leaf (sums over a batch pass float16's 65,504 long
+    before a mean does); minidl casts back.
 
     :param grad: The leaf's normalized gradient so far, or None when ``count`` is 0
         (cleared since the last step, or never normalized).

@@ -58,7 +58,8 @@ class Optimizer:
         if not all(isinstance(group, dict) for group in groups):
             if any(isinstance(group, dict) for group in groups):
                 raise InvalidTypeError("optimizer params mix tensors and parameter-group dicts; "
-                                       "pass either tensors or dicts like {'params': [...], 'lr': 0.1}")
+                                       "pass either tensors or dicts like "
+                                       "{'params': [...], 'lr': 0.1}")
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
