@@ -27,14 +27,15 @@ if TYPE_CHECKING:
 
 
 class LeafRecord:
-    """What a strategy keeps about one leaf's ``.grad`` (``Tensor._grad_record``)."""
+    """What a strategy keeps about one leaf's ``.grad`` (``Tensor._grad_record``).
 
-    __slots__ = ("count", "plain", "key")
+    Made afresh for every leaf on the first normalized pass after each
+    ``zero_grad()``, so it has no ``__init__``: the defaults are class attributes.
+    """
 
-    def __init__(self, key: Any) -> None:
-        self.count = 0.0  # examples (or total weight) behind the normalized part
-        self.plain: np.ndarray | None = None  # the plain-calculus part of .grad
-        self.key = key  # the strategy (and options) that normalized it
+    count = 0.0  # examples (or total weight) behind the normalized part
+    plain: np.ndarray | None = None  # the plain-calculus part of .grad
+    key: Any = None  # the strategy (and options) that normalized it
 
     def add_plain(self, grad: np.ndarray) -> None:
         """Called by the plain-calculus plan: keep this term out of the running mean."""
@@ -63,7 +64,8 @@ class BatchPlan:
             normalized = leaf._grad if plain is None else leaf._grad - plain
             normalized = normalized.astype(work, copy=False)
         else:  # everything so far (if anything) is plain calculus, including in-place edits
-            record = LeafRecord(self.strategy.key)
+            record = LeafRecord()
+            record.key = self.strategy.key
             plain = None if leaf._grad is None else leaf._grad.copy()
             normalized = None
         new = self.strategy.accumulate(leaf, normalized, record.count,

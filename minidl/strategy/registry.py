@@ -10,7 +10,6 @@ selects one, ``deferred`` is active.
 
 from __future__ import annotations
 
-import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator
@@ -30,19 +29,22 @@ _active: ContextVar[Strategy | None] = ContextVar("minidl_strategy", default=Non
 class _Lookups:
     """What is derived from one plugin manager's plugins, valid for one ``generation``."""
 
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
+    def __init__(self, pm: PluginManager) -> None:
+        self.pm, self.generation = pm, pm.generation
         self.index: dict[str, tuple[object, StrategyInfo]] | None = None
         self.strategies: dict[Any, Strategy] = {}
 
 
-_lookups: weakref.WeakKeyDictionary[PluginManager, _Lookups] = weakref.WeakKeyDictionary()
+# One entry, not a dict of managers: the process has one manager at a time (tests swap
+# it), and this lookup runs on every batch reduction.
+_lookups: _Lookups | None = None
 
 
 def _lookups_for(pm: PluginManager) -> _Lookups:
-    lookups = _lookups.get(pm)
-    if lookups is None or lookups.generation != pm.generation:
-        lookups = _lookups[pm] = _Lookups(pm.generation)
+    global _lookups
+    lookups = _lookups
+    if lookups is None or lookups.pm is not pm or lookups.generation != pm.generation:
+        lookups = _lookups = _Lookups(pm)
     return lookups
 
 
@@ -99,7 +101,9 @@ def resolve_strategy(spec: Any = None, options: dict[str, Any] | None = None) ->
     """
     if spec is None:
         active = _active.get()
-        return active if active is not None else resolve_strategy(DEFAULT_STRATEGY)
+        if active is not None:
+            return active
+        spec = DEFAULT_STRATEGY
     if isinstance(spec, Strategy):
         return spec
     if isinstance(spec, NormalizationConfig):
