@@ -9,6 +9,7 @@ from typing import Any
 
 from minidl.cli.main import RunFailure, UsageError
 from minidl.cli.train import load_args_config
+from minidl.data import DataError
 from minidl.errors import PluginError
 from minidl.strategy import resolve_strategy
 
@@ -56,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
         result = compare(config, **options)
     except PluginError as err:  # ... a strategy's hook failing while measured is not
         raise RunFailure(str(err)) from None
+    except DataError as err:  # unusable data, or batches that do not fit in memory
+        raise UsageError(str(err)) from None
     if args.plot:
         from minidl.compare.report import plot_curves
 

@@ -14,7 +14,8 @@ from minidl.data import DataError
 from minidl.errors import GradientNotNormalizedError, PluginError
 from minidl.io import json_safe
 from minidl.strategy import UnknownStrategyError
-from minidl.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged
+from minidl.manifest import CHECKPOINT_NAME
+from minidl.trainer import OutputWriteError, Trainer, TrainingDiverged
 
 
 def load_args_config(args: argparse.Namespace) -> Any:
@@ -38,13 +39,16 @@ def _train(args: argparse.Namespace) -> int:
                 raise UsageError("--resume continues a run with its own saved config; "
                                  "drop CONFIG, --set and --strategy")
             trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
+            for note in trainer.resume_notes:
+                print(f"note: {note}", file=sys.stderr)
         else:
             trainer = Trainer(load_args_config(args), quiet=quiet)
     except (PluginError, FileNotFoundError, ValueError) as err:  # DataError, config: ValueError
         raise UsageError(str(err)) from None
     try:
         final = trainer.fit()
-    except (TrainingDiverged, GradientNotNormalizedError, PluginError) as err:
+    except (TrainingDiverged, GradientNotNormalizedError, PluginError,
+            OutputWriteError) as err:
         # A plugin failing mid-run (a strategy's or an observer's hook) is a run
         # failure, not bad usage: the config was fine until the plugin ran.
         raise RunFailure(str(err)) from None
@@ -93,7 +97,8 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--json", action="store_true", help="print one JSON object at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--resume", type=Path, metavar="PATH",
-                       help="continue from a checkpoint.npz to the same final weights")
+                       help="continue from a run directory (its manifest.json names the set) "
+                   "or its checkpoint.npz, to the same final weights")
     train.set_defaults(run=_train)
 
     config = commands.add_parser("config", help="print the full config (defaults) as TOML",
