@@ -169,4 +169,6 @@ def check_depth(value: Any, source: str) -> None:
 
 def _short(err: BaseException, limit: int = 300) -> str:
     text = str(err)
+    if "integer string conversion" in text:  # Python's advice (set_int_max_str_digits)
+        return "an integer has more than 4,300 digits"  # is not the user's to take
     return text if len(text) <= limit else text[:limit] + " ..."

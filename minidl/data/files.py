@@ -46,7 +46,9 @@ def _is_number(text: str) -> bool:
 def _as_target(values: np.ndarray) -> np.ndarray:
     """int64 labels when all values are whole numbers, otherwise float64 regression targets."""
     values = np.asarray(values, dtype=np.float64)
-    if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+    # Only below 2**53, where float64 holds every whole number and int64 cannot wrap.
+    if (np.all(np.isfinite(values)) and np.all(np.abs(values) < 2.0**53)
+            and np.all(values == np.round(values))):
         return values.astype(np.int64)
     return values
 
