@@ -134,8 +134,9 @@ def restore(trainer: Trainer, arrays: dict[str, np.ndarray], meta: CheckpointMet
         if column.shape != (meta.epoch,) or column.dtype.kind != "f":
             raise CheckpointError(f"{path}: history/{key} has shape {column.shape}, expected "
                                   f"({meta.epoch},) floats for {meta.epoch} epochs")
-    if meta.epoch and "epoch" not in columns:
-        raise CheckpointError(f"{path}: the metric history is missing")
+    if meta.epoch and not np.array_equal(columns.get("epoch"), np.arange(1, meta.epoch + 1)):
+        raise CheckpointError(f"{path}: the metric history is missing or its epochs are not "
+                              f"1..{meta.epoch}")
     trainer.epoch, trainer.step = meta.epoch, meta.step
     trainer.history = [
         {key: int(values[i]) if key == "epoch" else float(values[i])

@@ -11,6 +11,7 @@ the file and the member.
 from __future__ import annotations
 
 import math
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,6 +22,10 @@ import numpy as np
 #: dtype kinds an archive may hold: bool, integers, floats, complex, text (metadata).
 ALLOWED_KINDS = "biufcU"
 _HEADER_LIMIT = 10_000  # bytes of a .npy header; numpy's own default
+# How each layer (zip directory, deflate, the .npy header) fails on damaged bytes: the
+# zip module alone raises all of these for one flipped bit in the right place.
+_ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError,
+               UnicodeError, OverflowError, struct.error, KeyError, IndexError)
 
 
 class ArchiveError(ValueError):
@@ -62,12 +67,14 @@ def read_npz(path: str | Path, *, max_bytes: int | None = None) -> dict[str, np.
                                        "write the file with numpy.savez")
                 key = info.filename[:-4]
                 arrays[key] = _read_member(path, archive, info, key)
-    except zipfile.BadZipFile as err:
+    except ArchiveError:
+        raise
+    except _ZIP_DAMAGE as err:
         if _starts_with(path, b"\x93NUMPY"):
             raise ArchiveError(f"{path}: expected a .npz archive (np.savez), found a single "
                                "array (np.save)") from None
         raise ArchiveError(f"{path}: not a readable .npz file: truncated or corrupt "
-                           f"({err})") from None
+                           f"({type(err).__name__}: {err})") from None
     except OSError as err:
         raise ArchiveError(f"{path}: cannot read it ({err.strerror or err})") from None
     if not arrays:
@@ -85,8 +92,7 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo,
     except zipfile.BadZipFile as err:
         reason = "bad zip CRC" if "CRC" in str(err) else f"bad zip entry: {err}"
         raise ArchiveError(f"{path} is truncated or corrupt ({reason} in {key!r})") from None
-    except (zlib.error, EOFError, ValueError, OSError, NotImplementedError,
-            UnicodeError) as err:
+    except (OSError, *_ZIP_DAMAGE) as err:
         # Each layer (zip, deflate, the .npy header) fails its own way on damaged bytes.
         raise ArchiveError(f"{path} is truncated or corrupt ({type(err).__name__} in {key!r}: "
                            f"{err})") from None

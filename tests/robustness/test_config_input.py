@@ -103,8 +103,10 @@ def test_bools_are_not_numbers_and_numbers_not_bools(cli, assignment, field):
 
 @pytest.mark.parametrize("assignment,fragment", [
     ("optimizer.lr=.inf", "finite number"), ("optimizer.eps=.inf", "finite number"),
-    ("optimizer.lr=.nan", "finite number"), ("optimizer.weight_decay=1e300", "less than or equal to 1000000"),
-    ("optimizer.eps=2.0", "less than or equal to 1"), ("train.seed=-1", "greater than or equal to 0"),
+    ("optimizer.lr=.nan", "finite number"),
+    ("optimizer.weight_decay=1e300", "less than or equal to 1000000"),
+    ("optimizer.eps=2.0", "less than or equal to 1"),
+    ("train.seed=-1", "greater than or equal to 0"),
     ("data.dataset=missing.csv", "missing.csv: file not found"),
 ])
 def test_config_and_train_agree_on_what_is_valid(cli, tmp_path, assignment, fragment):
