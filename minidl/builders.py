@@ -14,6 +14,9 @@ from minidl.data.loader import val_split_size
 from minidl.nn import functional as F
 from minidl.tensor import Tensor
 
+#: More classes than this is a label column gone wrong (an id, a price), not a task.
+MAX_CLASSES = 100_000
+
 
 @dataclass
 class Task:
@@ -56,9 +59,10 @@ def build_data(config: DataConfig, loss_name: str, outputs: int | None,
                rng: np.random.Generator) -> Data:
     """Load the dataset, infer the task, check the labels, split and scale."""
     if config.dataset.endswith(".csv"):
-        features, targets = load_csv(config.dataset, target=config.target)
+        features, targets = load_csv(config.dataset, target=config.target,
+                                     allow_nonfinite=config.allow_nonfinite)
     elif config.dataset.endswith(".npz"):
-        features, targets = load_npz(config.dataset)
+        features, targets = load_npz(config.dataset, allow_nonfinite=config.allow_nonfinite)
     else:
         features, targets = load_builtin(config.dataset, **config.options)
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
@@ -108,9 +112,15 @@ def infer_task(targets: np.ndarray, loss_name: str, outputs: int | None, source:
     if not integral:
         raise DataError(f"{source}: loss {loss_name} needs integer class labels, but the "
                         "targets are real-valued; use loss.name = \"mse\"")
+    # Range checks on the values as given, before int64 could wrap a label like 1e30.
+    low, high = float(np.min(targets)), float(np.max(targets))
+    if low < 0:
+        raise DataError(f"{source}: label {low:g} is negative; labels must be 0..k-1")
+    if high >= MAX_CLASSES:
+        raise DataError(f"{source}: label {high:g} would make {high + 1:,.0f} classes (at most "
+                        f"{MAX_CLASSES:,}); class labels must be 0..k-1, or use loss.name = "
+                        "\"mse\" for real-valued targets")
     labels = targets.astype(np.int64).reshape(-1)
-    if labels.min() < 0:
-        raise DataError(f"{source}: label {labels.min()} is negative; labels must be 0..k-1")
     classes = int(labels.max()) + 1
     if outputs is not None and loss_name != "binary_cross_entropy" and labels.max() >= outputs:
         raise DataError(f"{source}: label {labels.max()} is out of range for model.outputs = "

@@ -9,21 +9,25 @@ overrides any field.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
+from minidl.configfile import (MAX_DEPTH, check_depth, parse_config_text, parse_set_value,
+                               read_config_text, tomllib)
 from minidl.data.datasets import DATASETS
-from minidl.errors import ConfigError
+from minidl.data.options import validate_options
+from minidl.errors import ConfigError, ConfigTextError
 from minidl.strategy import NormalizationConfig
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+# Strict: a bool is not a number (``epochs = true`` is a mistake, not 1), nor is text.
+Int = Annotated[int, Strict()]
+#: Finite floats only; ints are accepted (``lr = 1``), bools and text are not.
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Bool = Annotated[bool, Strict()]
+__all__ = ["Config", "ConfigError", "load_config", "tomllib", "validate_config"]
 
 
 class Section(BaseModel):
@@ -35,28 +39,49 @@ class DataConfig(Section):
                          "or the path of a .csv or .npz file")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="arguments of a built-in dataset, e.g. n, noise")
-    target: int | str = Field(-1, description="CSV target column: index or header name")
-    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="held-out share for validation")
-    standardize: bool = Field(False, description="scale features to zero mean, unit variance "
+    target: Int | str = Field(-1, description="CSV target column: index or header name")
+    val_fraction: Float = Field(0.0, ge=0.0, lt=1.0,
+                                description="held-out share for validation")
+    standardize: Bool = Field(False, description="scale features to zero mean, unit variance "
                               "(statistics of the training split)")
+    allow_nonfinite: Bool = Field(False, description="accept NaN and inf in the data (refused "
+                                  "by default, naming the row)")
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        if value in DATASETS or value.endswith((".csv", ".npz")):
+        if value in DATASETS:
             return value
-        raise ValueError(f"unknown dataset {value!r}; use one of {', '.join(DATASETS)} or the "
-                         "path of a .csv or .npz file")
+        if not value.endswith((".csv", ".npz")):
+            raise ValueError(f"unknown dataset {value!r}; use one of {', '.join(DATASETS)} or "
+                             "the path of a .csv or .npz file")
+        path = Path(value)
+        if not path.is_file():  # checked now, so `config` and `train` agree
+            what = "is a directory, not a file" if path.is_dir() else "file not found"
+            raise ValueError(f"{value}: {what} (current directory: {Path.cwd()})")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _dataset_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        dataset = info.data.get("dataset")
+        if dataset in DATASETS:
+            return validate_options(dataset, options)
+        if options:
+            raise ValueError(f"options are for built-in datasets; a data file takes none, got "
+                             f"{sorted(map(str, options))}")
+        return options
 
 
 class ModelConfig(Section):
-    hidden: list[int] = Field(default_factory=lambda: [4], description="hidden layer sizes")
+    hidden: list[Int] = Field(default_factory=lambda: [4], max_length=1000,
+                              description="hidden layer sizes")
     activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
     init: Literal["auto", "xavier", "he", "xavier_uniform", "he_uniform", "small"] = Field(
         "auto", description="hidden layers' weight init (nn.init; the output layer is "
         "xavier); auto picks he for relu, xavier otherwise; small = N(0, 1) * 0.01")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
-    outputs: int | None = Field(None, ge=1, description="output units; inferred from the labels")
+    dropout: Float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
+    outputs: Int | None = Field(None, ge=1, description="output units; inferred from the labels")
 
     @field_validator("hidden")
     @classmethod
@@ -74,15 +99,16 @@ class LossConfig(Section):
 
 class OptimizerConfig(Section):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
-    lr: float = Field(1.2, gt=0.0)
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="sgd, rmsprop")
-    nesterov: bool = Field(False, description="sgd only")
-    weight_decay: float = Field(0.0, ge=0.0)
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam, adamw")
-    eps: float = Field(1e-8, gt=0.0, description="adam, adamw, rmsprop")
-    alpha: float = Field(0.99, ge=0.0, lt=1.0, description="rmsprop: smoothing of the "
+    # Bounds far outside any sensible run, so a typo (1e300, inf) is caught, not trained.
+    lr: Float = Field(1.2, gt=0.0, le=1e6)
+    momentum: Float = Field(0.0, ge=0.0, lt=1.0, description="sgd, rmsprop")
+    nesterov: Bool = Field(False, description="sgd only")
+    weight_decay: Float = Field(0.0, ge=0.0, le=1e6)
+    betas: tuple[Float, Float] = Field((0.9, 0.999), description="adam, adamw")
+    eps: Float = Field(1e-8, gt=0.0, le=1.0, description="adam, adamw, rmsprop")
+    alpha: Float = Field(0.99, ge=0.0, lt=1.0, description="rmsprop: smoothing of the "
                          "squared gradients")
-    centered: bool = Field(False, description="rmsprop")
+    centered: Bool = Field(False, description="rmsprop")
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimizerConfig:
@@ -135,19 +161,19 @@ class SchedulerConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(10_000, ge=1)
-    batch_size: int | None = Field(None, ge=1, description="examples per micro-batch; "
+    epochs: Int = Field(10_000, ge=1, le=10**9)
+    batch_size: Int | None = Field(None, ge=1, description="examples per micro-batch; "
                                    "unset = full batch")
-    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    seed: int = 3
+    accumulate: Int = Field(1, ge=1, le=10**9, description="micro-batches per optimizer step")
+    seed: Int = Field(3, ge=0, lt=2**63)
     dtype: Literal["float16", "float32", "float64"] = "float32"
-    shuffle: bool = True
+    shuffle: Bool = True
 
 
 class OutputConfig(Section):
     dir: str = Field("runs/latest", description="where the model, resolved config, metrics "
                      "and checkpoints go; empty to write nothing")
-    checkpoint_every: int = Field(0, ge=0, description="epochs between checkpoints; "
+    checkpoint_every: Int = Field(0, ge=0, description="epochs between checkpoints; "
                                   "0 = ten per run")
 
 
@@ -171,22 +197,18 @@ class Config(Section):
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The raw mapping in a TOML, YAML or JSON file."""
+    """The raw mapping in a TOML, YAML or JSON file (size, depth and encoding checked)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (current directory: {Path.cwd()})")
-    text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            raw = json.loads(text)
-        else:
-            raise ConfigError(f"config file {path} must end in .toml, .yaml, .yml or .json")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot parse {path}: {err}") from None
+        if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+            raise ConfigTextError(f"config file {path} must end in .toml, .yaml, .yml or .json")
+        raw = parse_config_text(read_config_text(path), path.suffix, str(path))
+    except ConfigTextError as err:
+        raise ConfigError(str(err)) from None
+    if raw is None:  # an empty YAML file
+        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, not {type(raw).__name__}")
     return raw
@@ -196,12 +218,15 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Apply one ``section.key=value`` (value parsed as YAML: 3, 0.1, true, [8, 8], text)."""
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=50), got {assignment!r}")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=50), got "
+                          f"{_clip(assignment)!r}")
     parts = key.strip().split(".")
+    if len(parts) > MAX_DEPTH:
+        raise ConfigError(f"--set {_clip(key)}: keys are nested at most {MAX_DEPTH} deep")
+    try:
+        value = parse_set_value(text, key.strip())
+    except ConfigTextError as err:
+        raise ConfigError(str(err)) from None
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
@@ -209,6 +234,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
             raise ConfigError(f"--set {key}: {part} is a value, not a section")
         node = child
     node[parts[-1]] = value
+    try:
+        check_depth(raw, f"--set {key.strip()}")
+    except ConfigTextError as err:
+        raise ConfigError(str(err)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -224,10 +253,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
 
 
 def validate_config(raw: dict[str, Any]) -> Config:
+    """The one validation path of ``train``, ``compare`` and ``config``: types, ranges,
+    files, dataset options, then the memory the sizes need."""
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    from minidl.resources import check_config_memory  # here: resources imports builders
+
+    check_config_memory(config)
+    return config
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -242,8 +277,14 @@ def format_validation_error(err: ValidationError) -> str:
             continue
         message = problem["msg"].removeprefix("Value error, ")
         given = problem.get("input")
-        lines.append(f"{loc}: {message}" + ("" if isinstance(given, dict) else f" (got {given!r})"))
+        shown = "" if isinstance(given, dict) else f" (got {_clip(repr(given))})"
+        lines.append(f"{loc}: {message}{shown}")
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters: a 1 MB value is not worth echoing back."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

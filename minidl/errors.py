@@ -50,6 +50,20 @@ class CheckpointError(UsageError, ValueError):
     """A checkpoint or model file that cannot be loaded; names the file and what is wrong."""
 
 
+class ConfigTextError(ConfigError):
+    """A config file or ``--set`` text that cannot be read safely (size, nesting, encoding,
+    YAML aliases, huge integers); the message names the file and the problem."""
+
+
+class ArchiveError(UsageError, ValueError):
+    """An ``.npz`` archive that is damaged, lies about its contents or would unpack too
+    large; the message names the file and the member."""
+
+
+class MemoryEstimateError(DataError):
+    """A run whose arrays would not fit in the available memory; says the estimate."""
+
+
 class ShapeError(UsageError, ValueError):
     """Shapes that do not fit together; the message names the op and every shape."""
 
@@ -76,6 +90,18 @@ class GradientNotNormalizedError(MinidlError, RuntimeError):
 
 class RunFailure(MinidlError):
     """A failure while running that is not the user's input (an unwritable output, ...)."""
+
+
+class OutputWriteError(RunFailure, OSError):
+    """Writing an output failed mid-run (disk full, directory gone or read-only)."""
+
+
+class NonFiniteGradientError(RunFailure):
+    """Gradient clipping met NaN or inf: the total norm is not a number to clip by."""
+
+
+class GradcheckError(MinidlError, AssertionError):
+    """Analytical and numerical gradients disagree; the message says where."""
 
 
 class TrainingDiverged(RunFailure, FloatingPointError):

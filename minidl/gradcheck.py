@@ -6,12 +6,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from minidl.errors import InvalidTypeError, MinidlError
+from minidl.errors import GradcheckError, InvalidTypeError
 from minidl.tensor import Tensor
-
-
-class GradcheckError(MinidlError, AssertionError):
-    """Analytical and numerical gradients disagree; the message says where."""
 
 
 def _scalar_projection(fn: Callable[..., Any], inputs: list[Tensor], weights: np.ndarray

@@ -1,11 +1,14 @@
 """Files that matter are written atomically: a temp file beside the target, then rename.
 
 A crash or Ctrl-C mid-write leaves the previous file whole, never half a file.
-Checkpoints are ``.npz`` archives of arrays plus one JSON entry of metadata (no pickle).
+Checkpoints are ``.npz`` archives of arrays plus one JSON entry of metadata (no pickle);
+the metadata carries a SHA-256 checksum of every array and of itself, so a reader can
+tell a damaged or edited file from a good one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -17,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from minidl.errors import CheckpointError
+from minidl.npz import ArchiveError, read_npz
 
 _META_KEY = "__meta__"
+_CHECKSUM_KEY = "checksum"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -33,7 +38,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(temp.fileno())
         os.replace(temp_name, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        try:  # leave no temp file behind; a second failure must not hide the first
+            Path(temp_name).unlink(missing_ok=True)
+        except OSError:
+            pass
         raise
     _fsync_directory(path.parent)  # so the rename itself survives a power cut
 
@@ -108,24 +116,60 @@ def atomic_write_json(path: str | Path, value: Any) -> None:
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray],
                 meta: dict[str, Any] | None = None) -> None:
-    """Save named arrays (and JSON-able metadata) as one ``.npz``, atomically."""
+    """Save named arrays (and JSON-able metadata) as one ``.npz``, atomically.
+
+    The metadata gains a ``checksum`` of the arrays and itself, checked by ``load_arrays``.
+    """
     buffer = io.BytesIO()
-    entries = dict(arrays)
-    if meta is not None:
-        entries[_META_KEY] = np.array(json.dumps(meta))
+    entries = {key: np.asarray(value) for key, value in arrays.items()}
+    meta = dict(meta or {})
+    meta[_CHECKSUM_KEY] = checksum(entries, meta)
+    entries[_META_KEY] = np.array(json.dumps(meta))
     np.savez(buffer, **entries)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def checksum(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+    """SHA-256 of every array (name, dtype, shape, bytes) and of the metadata's JSON.
+
+    >>> checksum({"w": np.zeros(2)}, {"epoch": 1})[:12]
+    '6b9eee00dabe'
+    """
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(json.dumps([key, array.dtype.str, list(array.shape)]).encode())
+        digest.update(array.tobytes())
+    body = {k: v for k, v in meta.items() if k != _CHECKSUM_KEY}
+    digest.update(json.dumps(body, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and metadata written by ``save_arrays``; ``CheckpointError`` if unreadable."""
+    """The arrays and metadata written by ``save_arrays``, checked against their checksum.
+
+    ``CheckpointError`` (a ``ValueError``) names the file and what is wrong with it.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path} (current directory: {Path.cwd()})")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"no checkpoint at {path}: it {what} (current directory: "
+                              f"{Path.cwd()})")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files if key != _META_KEY}
-            meta = json.loads(str(archive[_META_KEY])) if _META_KEY in archive.files else {}
-    except (OSError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path} is not a minidl checkpoint: {err}") from None
+        arrays = read_npz(path)
+    except ArchiveError as err:
+        raise CheckpointError(str(err)) from None
+    if _META_KEY not in arrays:
+        raise CheckpointError(f"{path} is not a minidl checkpoint (it has no metadata)")
+    try:
+        meta = json.loads(str(arrays.pop(_META_KEY)))
+    except (ValueError, RecursionError) as err:
+        raise CheckpointError(f"{path}: its metadata is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its metadata is not a JSON object")
+    if meta.get(_CHECKSUM_KEY) != checksum(arrays, meta):
+        problem = ("has no checksum (written by an older minidl?)"
+                   if _CHECKSUM_KEY not in meta else "does not match its checksum")
+        raise CheckpointError(f"{path} {problem}: the file is damaged or was edited; "
+                              "use another checkpoint, or train again")
     return arrays, meta

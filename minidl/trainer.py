@@ -13,19 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from minidl import nn, storage
+from minidl import checkpoint, nn, storage
 from minidl.builders import Data, build_data, build_model, build_optimizer, build_scheduler
-from minidl.config import Config, config_to_toml
+from minidl.checkpoint import history_columns as _history_columns
+from minidl.config import Config, config_to_toml, validate_config
 from minidl.data import DataLoader, Dataset
-from minidl.errors import CheckpointError, OutputDirError, TrainingDiverged
+from minidl.errors import (CheckpointError, ConfigError, OutputDirError, OutputWriteError,
+                           TrainingDiverged)
 from minidl.gradmode import no_grad
+from minidl.manifest import CHECKPOINT_NAME, resolve_resume, write_manifest
 from minidl.optim.diagnostics import divergence_hint
 from minidl.pluginloading import plugin_name
 from minidl.pluginmanager import get_plugin_manager
+from minidl.resources import check_fits, run_bytes
 from minidl.strategy import batch_reduce
 from minidl.tensor import from_numpy
-
-CHECKPOINT_NAME = "checkpoint.npz"
 
 
 class Trainer:
@@ -62,6 +64,12 @@ class Trainer:
         self.data: Data = build_data(config.data, config.loss.name, config.model.outputs,
                                      split_rng)
         self.dtype = np.dtype(config.train.dtype)
+        examples = len(self.data.train) + (len(self.data.val) if self.data.val else 0)
+        check_fits(run_bytes(examples=examples, features=self.data.features,
+                             hidden=config.model.hidden, outputs=self.data.task.outputs,
+                             itemsize=self.dtype.itemsize, optimizer=config.optimizer.name),
+                   f"training on {config.data.dataset} ({examples:,} examples, "
+                   f"{self.data.features:,} features)")
         self.model = build_model(config.model, self.data.features, self.data.task.outputs,
                                  init_rng, dropout_rng, self.dtype)
         self.optimizer = build_optimizer(config.optimizer, list(self.model.parameters()))
@@ -73,6 +81,8 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.checkpoint_epoch: int | None = None  # of the last checkpoint this run wrote
+        self.resume_notes: list[str] = []  # what --resume found odd in the directory
         self.output_dir = Path(config.output.dir) if config.output.dir else None
         if self.output_dir is not None:
             try:  # now, not at the first checkpoint, perhaps 1,000 epochs in
@@ -208,64 +218,74 @@ class Trainer:
         return [self.loader.generator, self.dropout_rng, *dropouts]
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Weights, optimizer state, config, epoch and RNG states, written atomically."""
-        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        optimizer_state = self.optimizer.state_dict()
-        for index, state in enumerate(optimizer_state["state"]):
-            for key, value in state.items():
-                arrays[f"optimizer/{index}/{key}"] = np.asarray(value)
-        # History as arrays, not JSON: a checkpoint every epoch stays cheap in long runs.
-        for key, column in _history_columns(self.history).items():
-            arrays[f"history/{key}"] = np.asarray(column, dtype=np.float64)
-        meta = {
-            "format": 1,
-            "config": self.config.model_dump(mode="json"),
-            "epoch": self.epoch, "step": self.step,
-            "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "rng": [g.bit_generator.state for g in self._generators()],
-        }
-        storage.save_arrays(path, arrays, meta)
+        """Weights, optimizer state, config, epoch and RNG states, written atomically.
+
+        In the output directory, the manifest then names the new checkpoint.
+        """
+        path = Path(path)
+        self._write(path, lambda: checkpoint.save(self, path))
+        if self.output_dir is not None and _same_file(path, self.output_dir / CHECKPOINT_NAME):
+            self.checkpoint_epoch = self.epoch
+            self._write(self.output_dir / "manifest.json", lambda: write_manifest(
+                self.output_dir, [CHECKPOINT_NAME], self.epoch, self.step))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, quiet: bool = True) -> Trainer:
-        """A trainer restored from ``save_checkpoint``, ready to continue ``fit()``."""
-        arrays, meta = storage.load_arrays(path)
-        if meta.get("format") != 1:
-            raise CheckpointError(f"{path} is not a minidl training checkpoint")
-        trainer = cls(Config.model_validate(meta["config"]), quiet=quiet)
-        trainer.model.load_state_dict({k.removeprefix("model/"): v for k, v in arrays.items()
-                                       if k.startswith("model/")})
-        states: list[dict[str, Any]] = [{} for _ in trainer.optimizer.params]
-        for key, value in arrays.items():
-            if key.startswith("optimizer/"):
-                _, index, name = key.split("/", 2)
-                states[int(index)][name] = value
-        trainer.optimizer.load_state_dict({**meta["optimizer"], "state": states})
-        if trainer.scheduler is not None and meta.get("scheduler") is not None:
-            trainer.scheduler.load_state_dict(meta["scheduler"])
-        for generator, state in zip(trainer._generators(), meta["rng"]):
-            generator.bit_generator.state = state
-        trainer.epoch, trainer.step = meta["epoch"], meta["step"]
-        columns = {k.removeprefix("history/"): v for k, v in arrays.items()
-                   if k.startswith("history/")}
-        trainer.history = [
-            {key: int(values[i]) if key == "epoch" else float(values[i])
-             for key, values in columns.items()}
-            for i in range(trainer.epoch)]
+        """A trainer restored from ``save_checkpoint``, ready to continue ``fit()``.
+
+        ``path`` is a checkpoint or a run directory; anything wrong with the file is a
+        ``CheckpointError`` (a ``ValueError``) naming it.
+        """
+        path, notes = resolve_resume(path)
+        arrays, meta = checkpoint.read(path)
+        try:
+            config = validate_config(meta.config)
+        except ConfigError as err:
+            raise CheckpointError(f"{path}: the config it holds does not validate now: {err}"
+                                  ) from None
+        trainer = cls(config, quiet=quiet)
+        checkpoint.restore(trainer, arrays, meta, path)
+        if trainer.output_dir is not None and _same_file(
+                path, trainer.output_dir / CHECKPOINT_NAME):
+            trainer.checkpoint_epoch = trainer.epoch
+        trainer.resume_notes = notes
         return trainer
 
     def write_outputs(self, final: dict[str, Any]) -> None:
-        """The final model, the resolved config and the metrics, each written atomically."""
+        """The final model, the resolved config and the metrics, each written atomically,
+        then the manifest naming them with the checkpoint of the same epoch."""
         if self.output_dir is None:
             return
-        storage.save_arrays(self.output_dir / "model.npz", self.model.state_dict(),
-                       {"task": self.data.task.kind, "scaling": self.data.scaling})
-        storage.atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.config))
-        storage.atomic_write_json(self.output_dir / "metrics.json",
-                             {"final": final, "history": _history_columns(self.history)})
+        directory, stamp = self.output_dir, {"epoch": self.epoch, "step": self.step}
+        if self.checkpoint_epoch != self.epoch:  # e.g. a plugin stopped the run early
+            self.save_checkpoint(directory / CHECKPOINT_NAME)
+        self._write(directory / "model.npz", lambda: storage.save_arrays(
+            directory / "model.npz", self.model.state_dict(),
+            {"task": self.data.task.kind, "scaling": self.data.scaling, **stamp}))
+        self._write(directory / "config.toml", lambda: storage.atomic_write_text(
+            directory / "config.toml", config_to_toml(self.config)))
+        self._write(directory / "metrics.json", lambda: storage.atomic_write_json(
+            directory / "metrics.json",
+            {**stamp, "final": final, "history": _history_columns(self.history)}))
+        self._write(directory / "manifest.json", lambda: write_manifest(
+            directory, [CHECKPOINT_NAME, "model.npz", "config.toml", "metrics.json"],
+            self.epoch, self.step))
+
+    def _write(self, target: Path, write: Any) -> None:
+        """Run one atomic write; an ``OSError`` becomes one ``OutputWriteError`` message."""
+        try:
+            write()
+        except OSError as err:
+            kept = (f"the checkpoint of epoch {self.checkpoint_epoch} is still loadable: "
+                    f"minidl train --resume {self.output_dir}"
+                    if self.checkpoint_epoch is not None and self.output_dir is not None
+                    else "no checkpoint was written by this run")
+            raise OutputWriteError(f"cannot write {target.name} in {target.parent} at epoch "
+                                   f"{self.epoch} ({err.strerror or err}); {kept}") from None
 
 
-def _history_columns(history: list[dict[str, float]]) -> dict[str, list[float]]:
-    """Per-epoch metric rows as one list per metric (every row has the same keys)."""
-    return {key: [row[key] for row in history] for key in (history[0] if history else {})}
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False

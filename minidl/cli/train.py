@@ -10,8 +10,9 @@ from typing import Any
 
 from minidl.cli.main import UsageError, reading_user_input
 from minidl.config import config_to_toml, load_config
+from minidl.manifest import CHECKPOINT_NAME
 from minidl.storage import json_safe
-from minidl.trainer import CHECKPOINT_NAME, Trainer
+from minidl.trainer import Trainer
 
 
 def load_args_config(args: argparse.Namespace) -> Any:
@@ -31,6 +32,8 @@ def _train(args: argparse.Namespace) -> int:
                 raise UsageError("--resume continues a run with its own saved config; "
                                  "drop CONFIG, --set and --strategy")
             trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
+            for note in trainer.resume_notes:
+                print(f"note: {note}", file=sys.stderr)
         else:
             trainer = Trainer(load_args_config(args), quiet=quiet)
     try:
@@ -80,7 +83,8 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--json", action="store_true", help="print one JSON object at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--resume", type=Path, metavar="PATH",
-                       help="continue from a checkpoint.npz to the same final weights")
+                       help="continue from a run directory (its manifest.json names the set) "
+                   "or its checkpoint.npz, to the same final weights")
     train.set_defaults(run=_train)
 
     config = commands.add_parser("config", help="print the full config (defaults) as TOML",

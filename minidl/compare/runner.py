@@ -29,6 +29,7 @@ from minidl.compare.gradients import (
 from minidl.config import Config
 from minidl.data import load_builtin
 from minidl.data.datasets import DATASETS
+from minidl.resources import check_fits, run_bytes
 from minidl.strategy import Strategy, resolve_strategy, strategy_index
 
 REFERENCE = "absorbed"
@@ -54,6 +55,10 @@ def compare(config: Config, strategies: Sequence[str] | None = None,
     resolved = {name: resolve_strategy(name) for name in dict.fromkeys([REFERENCE, *names])}
     rng = np.random.default_rng(config.train.seed)
     data = build_data(config.data, config.loss.name, config.model.outputs, rng)
+    for m in batch_sizes:  # before the first allocation, not at the biggest batch
+        check_fits(run_bytes(examples=m, features=data.features, hidden=config.model.hidden,
+                             outputs=data.task.outputs, itemsize=8),
+                   f"compare at batch size {m:,}")
     model = build_model(config.model, data.features, data.task.outputs, rng, rng, np.float64)
     network = Network.from_model(model)
     x, y = data.train.features, data.train.targets

@@ -10,7 +10,6 @@ let the training loop shuffle) before splitting.
 from __future__ import annotations
 
 import gzip
-import inspect
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
@@ -158,15 +157,13 @@ def load_builtin(name: str, **kwargs: object) -> ArrayPair:
     >>> X, y = load_builtin("moons", n=100, seed=3); X.shape
     (100, 2)
     """
+    from .options import validate_options  # options imports errors only; no cycle
+
     allowed = ", ".join(DATASETS)
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {allowed}")
-    loader = DATASETS[name]
-    signature = inspect.signature(loader)
     try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        # Turn Python's generic message into one that lists what this dataset does accept.
-        options = ", ".join(signature.parameters) or "none"
-        raise DataError(f"dataset {name!r}: {exc}; accepted options: {options}") from None
-    return loader(**kwargs)
+        options = validate_options(name, dict(kwargs))
+    except DataError as exc:  # name the dataset as well as the option
+        raise DataError(f"dataset {name!r}: {exc}") from None
+    return DATASETS[name](**options)

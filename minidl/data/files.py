@@ -4,18 +4,24 @@
 a whole number (class labels) and float64 otherwise (regression targets). Every problem is
 reported as a :class:`DataError` whose message names the file, and the row and column when
 they are known (both counted from 1, as a spreadsheet or text editor shows them).
+
+NaN and infinities are refused (naming the first row that holds one) unless the caller
+passes ``allow_nonfinite=True``: a NaN feature trains to NaN metrics without any error.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from minidl.errors import DataError
+from minidl.npz import ArchiveError, read_npz
+
+#: A CSV file is read into Python lists first: refuse one that cannot fit that way.
+CSV_BYTES_PER_MEMORY = 16
 
 PathLike = str | os.PathLike[str]
 
@@ -39,13 +45,16 @@ def _is_number(text: str) -> bool:
 def _as_target(values: np.ndarray) -> np.ndarray:
     """int64 labels when all values are whole numbers, otherwise float64 regression targets."""
     values = np.asarray(values, dtype=np.float64)
-    if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+    # Only below 2**53, where float64 holds every whole number and int64 cannot wrap.
+    if (np.all(np.isfinite(values)) and np.all(np.abs(values) < 2.0**53)
+            and np.all(values == np.round(values))):
         return values.astype(np.int64)
     return values
 
 
 def load_csv(
-    path: PathLike, *, target: int | str = -1, header: bool | None = None
+    path: PathLike, *, target: int | str = -1, header: bool | None = None,
+    allow_nonfinite: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a numeric CSV file; column ``target`` becomes ``y``, the other columns ``X``.
 
@@ -60,9 +69,7 @@ def load_csv(
     ((2, 2), [0, 1])
     """
     file = _existing_file(path)
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        # Keep each row's 1-based line number so errors point where the user should look.
-        rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
+    rows = _read_rows(file)
     if not rows:
         raise DataError(f"{file}: file is empty")
 
@@ -93,9 +100,39 @@ def load_csv(
                     f"{file}: row {number}, {column}: {cell!r} is not a number{hint}"
                 ) from None
 
+    if not allow_nonfinite:
+        bad = np.argwhere(~np.isfinite(values))
+        if len(bad):
+            i, j = bad[0]
+            column = f"column {j + 1}" + (f" ({names[j]!r})" if names else "")
+            raise DataError(f"{file}: row {data_rows[i][0]}, {column}: {values[i, j]} is not "
+                            "a finite number; fix the data, or set data.allow_nonfinite = "
+                            "true to train on it anyway")
     y = _as_target(values[:, target_index])
     X = np.delete(values, target_index, axis=1)
     return X, y
+
+
+def _read_rows(file: Path) -> list[tuple[int, list[str]]]:
+    """Non-empty rows with their 1-based line numbers (so errors point at the line)."""
+    from minidl.resources import available_memory  # here: resources imports minidl.data
+
+    try:
+        size = file.stat().st_size
+        if size * CSV_BYTES_PER_MEMORY > available_memory():
+            raise DataError(f"{file}: {size:,} bytes of CSV is too large to load in the memory "
+                            "available; convert it to .npz (numpy.savez)")
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            try:
+                return [(reader.line_num, row) for row in reader if row]
+            except csv.Error as err:  # e.g. a field over csv's 128 KiB field limit
+                raise DataError(f"{file}: line {reader.line_num}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{file}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+                        f"offset {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise DataError(f"{file}: cannot read it ({err.strerror or err})") from None
 
 
 def _target_index(file: Path, target: int | str, names: list[str] | None, width: int) -> int:
@@ -116,7 +153,7 @@ def _target_index(file: Path, target: int | str, names: list[str] | None, width:
 
 
 def load_npz(
-    path: PathLike, *, x_key: str = "X", y_key: str = "y"
+    path: PathLike, *, x_key: str = "X", y_key: str = "y", allow_nonfinite: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``X`` and ``y`` arrays from a ``.npz`` archive written by ``np.savez``.
 
@@ -132,15 +169,12 @@ def load_npz(
     """
     file = _existing_file(path)
     try:
-        # allow_pickle=False: never execute code hidden in an untrusted data file.
-        archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{file}: not a readable .npz file ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{file}: expected a .npz archive (np.savez), found a single array")
-    with archive:
-        X = _npz_array(file, archive, x_key)
-        y = _npz_array(file, archive, y_key)
+        # Sizes and headers checked before reading; never pickle (code in a data file).
+        archive = read_npz(file)
+    except ArchiveError as exc:
+        raise DataError(str(exc)) from None
+    X = _npz_array(file, archive, x_key)
+    y = _npz_array(file, archive, y_key)
 
     if X.ndim == 0 or y.ndim == 0:
         raise DataError(f"{file}: {x_key!r} and {y_key!r} must be arrays, not scalars")
@@ -150,18 +184,24 @@ def load_npz(
         raise DataError(f"{file}: arrays are empty (0 samples)")
     if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
         raise DataError(f"{file}: {y_key!r} must have shape (m,) or (m, 1), got {y.shape}")
-    return X.reshape(len(X), -1).astype(np.float64), _as_target(y.reshape(-1))
+    X = X.reshape(len(X), -1)
+    if X.shape[1] == 0:
+        raise DataError(f"{file}: {x_key!r} has shape {X.shape}: no features")
+    if not allow_nonfinite:
+        for key, array in ((x_key, X), (y_key, y.reshape(len(y), -1))):
+            rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+            if len(rows):
+                raise DataError(f"{file}: {key!r} row {rows[0]} (counted from 0) holds NaN or "
+                                "inf; fix the data, or set data.allow_nonfinite = true to "
+                                "train on it anyway")
+    return X.astype(np.float64), _as_target(y.reshape(-1))
 
 
-def _npz_array(file: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
-    if key not in archive.files:
-        available = ", ".join(archive.files) or "none"
+def _npz_array(file: Path, archive: dict[str, np.ndarray], key: str) -> np.ndarray:
+    if key not in archive:
+        available = ", ".join(archive) or "none"
         raise DataError(f"{file}: no array named {key!r}; available keys: {available}")
-    try:
-        array = archive[key]
-    except ValueError:
-        # Object arrays need pickle, which we refuse to load.
-        raise DataError(f"{file}: array {key!r} is not numeric (object dtype)") from None
+    array = archive[key]
     kind = array.dtype.kind
     if kind not in "biuf":  # bool, signed/unsigned int, float
         raise DataError(f"{file}: array {key!r} is not numeric (dtype {array.dtype})")

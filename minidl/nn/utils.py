@@ -6,14 +6,10 @@ from typing import Iterable
 
 import numpy as np
 
-from minidl.errors import InvalidTypeError, InvalidValueError, MinidlError
+from minidl.errors import InvalidTypeError, InvalidValueError, NonFiniteGradientError
 from minidl.tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
-
-
-class NonFiniteGradientError(MinidlError, RuntimeError):
-    """``clip_grad_norm_(..., error_if_nonfinite=True)`` met a NaN or infinite norm."""
 
 
 def _with_grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:

@@ -102,6 +102,6 @@ def test_hint_names_the_cause(dtype, optimizer, words):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # diverges on purpose
 def test_diverging_float16_run_names_float16():
     trainer = Trainer(load_config(overrides=["output.dir=", "train.dtype=float16",
-                                             "optimizer.lr=1e38", "train.epochs=5"]))
+                                             "optimizer.lr=1e6", "train.epochs=5"]))
     with pytest.raises(TrainingDiverged, match=r"epoch \d+, step \d+: in float16 .*65,504"):
         trainer.fit()

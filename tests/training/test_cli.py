@@ -93,10 +93,12 @@ def test_a_missing_config_file_and_a_bad_resume_path_exit_2(capsys, tmp_path):
     assert code == 2 and "no checkpoint" in err
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # diverges on purpose
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # diverges on purpose
 def test_a_diverging_run_exits_1_naming_epoch_and_step(capsys):
+    # lr at the top of its allowed range (1e6), in float16: the weights overflow.
     code, _, err = _run(capsys, "train", "--quiet", "--set", "output.dir=",
-                        "--set", "optimizer.lr=1e38", "--set", "train.epochs=50")
+                        "--set", "optimizer.lr=1e6", "--set", "train.dtype=float16",
+                        "--set", "train.epochs=50")
     assert code == 1
     assert "loss became" in err and "epoch" in err and "step" in err
     assert "Traceback" not in err
