@@ -12,8 +12,8 @@ same maths costs as a composition of engine ops. In batch norm's eval mode the
 statistics are constants (the running ones), so dx = dx_hat / sqrt(var + eps).
 
 The batch statistics are forward statistics of the micro-batch, not a loss
-reduction: no normalization strategy touches them (``minidl.ops.batch`` is the only
-op a strategy acts on).
+reduction: no normalization strategy touches them (the batch reduction in
+``minidl.strategy`` is the only op a strategy acts on).
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ def _channel_shape(ndim: int, channels: int) -> tuple[int, ...]:
     """The shape that broadcasts a per-channel (C,) vector against (N, C, ...)."""
     return (1, channels) + (1,) * (ndim - 2)
 
+
+def _through_statistics(d_hat: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray,
+                        axes: tuple[int, ...]) -> np.ndarray:
+    """dL/dx of x_hat = (x - mean) * inv_std, mean and variance taken over ``axes``,
+    given dL/dx_hat: the closed form shared by batch and layer norm."""
+    mean_d = d_hat.mean(axis=axes, keepdims=True)
+    mean_dx = np.mean(d_hat * x_hat, axis=axes, keepdims=True)
+    return (d_hat - mean_d - x_hat * mean_dx) * inv_std
 
 class BatchNorm(Function):
     """Per-channel normalization of x (N, C, ...) with the batch's statistics (training)
@@ -84,9 +92,9 @@ class BatchNorm(Function):
         if needs[0]:
             d_hat = g if self.weight is None else g * self.weight
             if self.use_batch_stats:
-                d_hat = d_hat - d_hat.mean(axis=self.axes, keepdims=True) - self.x_hat * np.mean(
-                    d_hat * self.x_hat, axis=self.axes, keepdims=True)
-            grads[0] = d_hat * self.inv_std
+                grads[0] = _through_statistics(d_hat, self.x_hat, self.inv_std, self.axes)
+            else:  # running statistics are constants
+                grads[0] = d_hat * self.inv_std
         if len(needs) > 1 and needs[1]:
             grads[1] = np.sum(g * self.x_hat, axis=self.axes)
         if len(needs) > 2 and needs[2]:
@@ -121,9 +129,7 @@ class LayerNorm(Function):
         grads: list[np.ndarray | None] = [None] * len(needs)
         if needs[0]:
             d_hat = g if self.weight is None else g * self.weight
-            d_hat = d_hat - d_hat.mean(axis=self.axes, keepdims=True) - self.x_hat * np.mean(
-                d_hat * self.x_hat, axis=self.axes, keepdims=True)
-            grads[0] = d_hat * self.inv_std
+            grads[0] = _through_statistics(d_hat, self.x_hat, self.inv_std, self.axes)
         # Weight and bias gradients in x's shape: the engine sums the leading axes away.
         if len(needs) > 1 and needs[1]:
             grads[1] = g * self.x_hat
