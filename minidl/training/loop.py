@@ -207,9 +207,10 @@ class Trainer:
             pending.append(float(cost.data))
             loss_sum += total
             seen += count
-            examples += len(y)
+            examples += len(y)  # metrics are weighted by examples, the loss by its count
+            targets = y.data if isinstance(y, Tensor) else np.asarray(y)
             for name, metric in self.metrics.items():
-                metric_sums[name] += metric(outputs.data, y.data) * len(y)
+                metric_sums[name] += metric(outputs.data, targets) * len(targets)
             if len(pending) == self.accumulate:
                 self._optimizer_step(pending)
                 pending = []
