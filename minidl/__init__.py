@@ -57,7 +57,8 @@ from minidl.ops import (
 from minidl.tensor import Function, Tensor, from_numpy, tensor
 
 if TYPE_CHECKING:
-    from minidl import data, metrics, nn, optim
+    from minidl import data, metrics, models, nn, optim
+    from minidl.models import load, save
     from minidl.pluginmanager import get_plugin_manager
     from minidl.strategy import (
         NormalizationConfig,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
         normalization,
         resolve_strategy,
     )
+    from minidl.training import Trainer
 
 __version__ = "0.1.0"
 
@@ -78,6 +80,8 @@ _LAZY = {
     "active_strategy": "minidl.strategy", "batch_reduce": "minidl.strategy",
     "normalization": "minidl.strategy", "resolve_strategy": "minidl.strategy",
     "get_plugin_manager": "minidl.pluginmanager",
+    "models": "minidl.models", "save": "minidl.models", "load": "minidl.models",
+    "Trainer": "minidl.training",
 }
 
 
@@ -98,11 +102,11 @@ def __dir__() -> list[str]:
 __all__ = [
     "AnomalyError", "ConfigError", "DataError", "Function", "GradientNotNormalizedError",
     "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "ShapeError", "Strategy",
-    "StrategyInfo", "Tensor", "UnknownStrategyError", "abs", "active_strategy", "batch_reduce",
-    "concatenate", "data", "detect_anomaly", "enable_grad", "exp", "from_numpy",
-    "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log",
-    "matmul", "max", "maximum", "mean", "metrics", "nn", "no_grad", "normalization", "optim",
-    "relu",
-    "reshape", "resolve_strategy", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh",
-    "tensor", "transpose", "where",
+    "StrategyInfo", "Tensor", "Trainer", "UnknownStrategyError", "abs", "active_strategy",
+    "batch_reduce", "concatenate", "data", "detect_anomaly", "enable_grad", "exp", "from_numpy",
+    "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled",
+    "load", "log", "matmul", "max", "maximum", "mean", "metrics", "models", "nn", "no_grad",
+    "normalization", "optim", "relu", "reshape", "resolve_strategy", "save",
+    "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "transpose",
+    "where",
 ]

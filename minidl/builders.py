@@ -1,16 +1,23 @@
-"""From config sections to objects: data splits, the MLP, its loss and its optimizer."""
+"""From config sections to objects: data splits, the model, its loss and its optimizer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from minidl import metrics, nn, optim
-from minidl.config import DataConfig, ModelConfig, OptimizerConfig, SchedulerConfig
+from minidl import metrics, models, nn, optim
+from minidl.config import (
+    MLP_FIELDS,
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+)
 from minidl.data import DataError, Dataset, load_builtin, load_csv, load_npz, train_val_split
 from minidl.data.loader import val_split_size
+from minidl.models.factories import record_architecture
 from minidl.nn import functional as F
 from minidl.tensor import Tensor
 
@@ -135,21 +142,19 @@ def infer_task(targets: np.ndarray, loss_name: str, outputs: int | None, source:
 
 def build_model(config: ModelConfig, inputs: int, outputs: int,
                 init_rng: np.random.Generator, dropout_rng: np.random.Generator,
-                dtype: Any) -> nn.Sequential:
-    """An MLP: Linear, activation (and dropout) per hidden layer, then a Linear output."""
-    activations = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
-    init = config.init if config.init != "auto" else (
-        "he" if config.activation == "relu" else "xavier")
-    layers: list[nn.Module] = []
-    width = inputs
-    for size in config.hidden:
-        layers += [nn.Linear(width, size, init=init, generator=init_rng, dtype=dtype),
-                   activations[config.activation]()]
-        if config.dropout:
-            layers.append(nn.Dropout(config.dropout, generator=dropout_rng))
-        width = size
-    layers.append(nn.Linear(width, outputs, init="xavier", generator=init_rng, dtype=dtype))
-    return nn.Sequential(*layers)
+                dtype: Any, plugins: Sequence[object] = ()) -> nn.Module:
+    """The model the ``[model]`` section names: the built-in MLP, a model a plugin
+    registers (``model.name``) or the user's factory (``model.factory``)."""
+    if not config.is_mlp():
+        return models.build_model(config.factory or config.name, config.options,
+                                  inputs=inputs, outputs=outputs, generator=init_rng,
+                                  dtype=dtype, plugins=plugins)
+    options = {key: getattr(config, key) for key in MLP_FIELDS}
+    model = models.mlp(inputs, outputs, **options, generator=init_rng,
+                       dropout_generator=dropout_rng, dtype=dtype)
+    record_architecture(model, "mlp", options, {"inputs": inputs, "outputs": outputs,
+                                                "dtype": np.dtype(dtype).name})
+    return model
 
 
 def build_optimizer(config: OptimizerConfig, params: list[Tensor]) -> optim.Optimizer:

@@ -74,6 +74,12 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
+    name: str | None = Field(None, description="a named model: mlp (built in, the default) "
+                             "or one a plugin provides (minidl_models)")
+    factory: str | None = Field(None, description="or your own: \"package.module:function\" "
+                                "or \"file.py:function\" returning an nn.Module")
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the "
+                                    "named model or factory (the fields below are the mlp's)")
     hidden: list[Int] = Field(default_factory=lambda: [4], max_length=1000,
                               description="hidden layer sizes")
     activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
@@ -89,6 +95,30 @@ class ModelConfig(Section):
         if any(size < 1 for size in sizes):
             raise ValueError(f"hidden layer sizes must be positive, got {sizes}")
         return sizes
+
+    @model_validator(mode="after")
+    def _one_kind_of_model(self) -> ModelConfig:
+        if self.name is not None and self.factory is not None:
+            raise ValueError("set model.name or model.factory, not both")
+        if self.is_mlp():
+            if self.options:
+                raise ValueError("model.options are for a named model or a factory; the "
+                                 "built-in mlp takes model.hidden, activation, init, dropout")
+            return self
+        defaults = ModelConfig.model_fields
+        changed = [key for key in MLP_FIELDS if getattr(self, key) != defaults[key].get_default(
+            call_default_factory=True)]
+        if changed:
+            raise ValueError(f"model.{', model.'.join(changed)} appl(ies) to the built-in mlp "
+                             "only; give your model's options in model.options")
+        return self
+
+    def is_mlp(self) -> bool:
+        """True when the config describes the built-in MLP."""
+        return self.factory is None and self.name in (None, "mlp")
+
+
+MLP_FIELDS = ("hidden", "activation", "init", "dropout")
 
 
 class LossConfig(Section):

@@ -115,3 +115,10 @@ class OutputDirError(UsageError, ValueError):
 class HyperparameterError(UsageError, ValueError):
     """An optimizer, parameter group or scheduler given an invalid setting; the message
     names the setting, the value and the allowed range."""
+
+
+class StateDictError(CheckpointError, KeyError):
+    """A state dict or weights file whose names do not match the model's (also a
+    ``KeyError``, as torch raises); the message names the missing and unexpected keys."""
+
+    __str__ = BaseException.__str__  # KeyError's would quote the whole message

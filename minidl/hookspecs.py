@@ -15,6 +15,8 @@ How the hooks are called:
 * Observer hooks (``minidl_after_backward`` and the training hooks) are called on
   every plugin that implements them, in pluggy's order; their results are
   collected, and only ``minidl_epoch_end`` looks at them (any True stops training).
+* ``minidl_models`` is called on every plugin that implements it; their dicts of
+  named model factories are merged (a name claimed twice is an error).
 
 Hooks are called with keyword arguments; an implementation may accept any subset.
 """
@@ -170,6 +172,26 @@ def minidl_after_backward(root: Tensor, leaves: Sequence[Tensor],
     :param strategy: The name of the strategy that normalized the pass, or None when
         no batch reduction took part (plain calculus).
     :return: Ignored.
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Models
+# -------------------------------------------------------------------------------------------
+
+@hookspec
+def minidl_models() -> dict[str, Any]:
+    """Provide named models, so config can say ``model.name = "lenet"``.
+
+    Called on every plugin that implements it whenever minidl looks a model name up:
+    building the model of a config (``minidl train``), loading a saved model whose
+    factory is a name (``mdl.load``, ``minidl predict``), listing the known names in an
+    error. A name two plugins claim, or a built-in name (``mlp``), is an error.
+
+    :return: A dict of model name to factory: a callable returning an ``nn.Module``.
+        It receives ``model.options`` as keyword arguments (validated by the pydantic
+        model it declares as ``Options``, else by its signature) and, if its signature
+        asks for them, ``inputs``, ``outputs``, ``generator`` and ``dtype`` from the run.
     """
 
 

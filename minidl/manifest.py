@@ -1,18 +1,30 @@
 """``manifest.json``: which files in an output directory belong together.
 
-Every file is written atomically, but a run killed between two writes leaves files from
-different epochs side by side (``checkpoint.npz`` from epoch 300, ``model.npz`` from an
-earlier run's epoch 1000). Each file carries its epoch and step; the manifest, written
-last and atomically after each set, names the set with each file's SHA-256. ``--resume``
-reads it and says so when the directory holds anything else.
+Every file is written atomically, but a run killed between two writes could leave files
+from different epochs side by side. So checkpoints are written as generations, and the
+manifest, itself replaced atomically, only ever names files that exist:
+
+1. the new checkpoint is written under ``checkpoints/`` with its epoch and step in its
+   name (the previous generation is untouched);
+2. the manifest is replaced to name it, with its SHA-256;
+3. ``checkpoint.npz`` becomes the same file (a hard link, for ``--resume DIR/checkpoint.npz``);
+4. older generations are deleted.
+
+A kill at any moment leaves a manifest that names a whole, loadable checkpoint (the
+old generation before step 2, the new one after). At the end of a run, the final
+``model.npz``, ``config.toml`` and ``metrics.json`` (each stamped with its epoch and
+step) are written, then the manifest names them with the checkpoint of the same epoch.
+``--resume DIR`` resumes from the manifest's checkpoint and says so when the
+directory holds anything else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +32,7 @@ from minidl import storage
 
 MANIFEST_NAME = "manifest.json"
 CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINTS_DIR = "checkpoints"
 #: Outputs that carry an epoch: in their .npz metadata or as metrics.json's top-level key.
 EPOCH_FILES = ("checkpoint.npz", "model.npz", "metrics.json")
 _MAX_MANIFEST_BYTES = 1 << 20
@@ -48,6 +61,44 @@ def write_manifest(directory: Path, names: list[str], epoch: int, step: int) -> 
              for name in names}
     manifest = Manifest(epoch=epoch, step=step, files=files)
     storage.atomic_write_json(directory / MANIFEST_NAME, manifest.model_dump())
+
+
+def commit_checkpoint(directory: Path, write: Callable[[Path], None], epoch: int,
+                      step: int) -> Path:
+    """Write a checkpoint generation with ``write(path)`` and make the manifest name it
+    (steps 1-4 of the module doc); returns the generation's path."""
+    generation = directory / CHECKPOINTS_DIR / f"epoch-{epoch:07d}-step-{step:010d}.npz"
+    write(generation)
+    write_manifest(directory, [generation.relative_to(directory).as_posix()], epoch, step)
+    _alias(generation, directory / CHECKPOINT_NAME)
+    for old in (directory / CHECKPOINTS_DIR).glob("epoch-*.npz"):
+        if old.name != generation.name:
+            old.unlink(missing_ok=True)
+    return generation
+
+
+def manifest_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint the directory's manifest names, if it is there and whole."""
+    manifest = read_manifest(directory)
+    if manifest is None:
+        return None
+    for name, entry in manifest.files.items():
+        if name.startswith(f"{CHECKPOINTS_DIR}/") and _sha_or_none(directory / name) == (
+                entry.sha256):
+            return directory / name
+    return None
+
+
+def _alias(target: Path, alias: Path) -> None:
+    """Make ``alias`` the same file as ``target``, atomically (a hard link, else a copy)."""
+    temp = alias.with_name(f".{alias.name}.{os.getpid()}.link")
+    temp.unlink(missing_ok=True)
+    try:
+        os.link(target, temp)
+    except OSError:  # no hard links here (some file systems): copy instead
+        storage.atomic_write_bytes(alias, target.read_bytes())
+        return
+    os.replace(temp, alias)
 
 
 def file_sha256(path: Path) -> str:
@@ -85,29 +136,35 @@ def file_epoch(path: Path) -> int | None:
 
 
 def resolve_resume(path: str | Path) -> tuple[Path, list[str]]:
-    """The checkpoint ``--resume PATH`` means (PATH: a run directory or its checkpoint),
-    and notes for the user when the directory's files do not form one set."""
+    """The checkpoint ``--resume PATH`` means (PATH: a run directory or a checkpoint), and
+    notes for the user when the directory's files do not form one set.
+
+    A run directory resumes from the checkpoint its manifest names (always whole, even
+    after a kill); without a usable manifest, from its ``checkpoint.npz``.
+    """
     path = Path(path)
-    directory = path if path.is_dir() else path.parent
-    checkpoint = directory / CHECKPOINT_NAME if path.is_dir() else path
     notes: list[str] = []
+    if path.is_dir():
+        named = manifest_checkpoint(path)
+        if named is not None:
+            return named, notes
+        directory, checkpoint = path, path / CHECKPOINT_NAME
+    else:
+        directory, checkpoint = path.parent, path
     if not checkpoint.is_file():
         return checkpoint, notes
-    manifest = read_manifest(directory)
+    named = manifest_checkpoint(directory)
+    own = file_epoch(checkpoint)
+    if named is not None and _sha_or_none(named) != _sha_or_none(checkpoint):
+        notes.append(f"{directory / MANIFEST_NAME} names {named.relative_to(directory)} "
+                     f"(epoch {_show(file_epoch(named))}), not {checkpoint.name} (epoch "
+                     f"{_show(own)}); resuming from {checkpoint.name} as asked")
     epochs = {name: file_epoch(directory / name) for name in EPOCH_FILES
-              if (directory / name).is_file()}
-    own = epochs.get(checkpoint.name) if checkpoint.parent == directory else None
-    if manifest is not None and checkpoint.name in manifest.files:
-        entry = manifest.files[checkpoint.name]
-        if entry.sha256 != _sha_or_none(checkpoint):
-            notes.append(f"{directory / MANIFEST_NAME} names {checkpoint.name} from epoch "
-                         f"{entry.epoch}, but the file now holds epoch {_show(own)} (the run "
-                         "stopped between writes); resuming from the file")
-    others = {name: epoch for name, epoch in epochs.items() if name != checkpoint.name}
-    if own is not None and any(epoch != own for epoch in others.values()):
+              if (directory / name).is_file() and directory / name != checkpoint}
+    if own is not None and any(epoch != own for epoch in epochs.values()):
         listing = ", ".join(f"{name} epoch {_show(epoch)}" for name, epoch in epochs.items())
-        notes.append(f"{directory} holds files from different epochs ({listing}); resuming "
-                     f"from {checkpoint.name} at epoch {own}, the rest will be rewritten")
+        notes.append(f"{directory} holds files from other epochs ({listing}); resuming from "
+                     f"{checkpoint.name} at epoch {own}, the rest will be rewritten")
     return checkpoint, notes
 
 

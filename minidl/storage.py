@@ -160,7 +160,9 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     except ArchiveError as err:
         raise CheckpointError(str(err)) from None
     if _META_KEY not in arrays:
-        raise CheckpointError(f"{path} is not a minidl checkpoint (it has no metadata)")
+        raise CheckpointError(f"{path} has no minidl metadata (no architecture, no checksum): "
+                              "a bare .npz of arrays; load its weights into a model you build "
+                              "with model.load_state_dict(path)")
     try:
         meta = json.loads(str(arrays.pop(_META_KEY)))
     except (ValueError, RecursionError) as err:

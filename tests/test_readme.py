@@ -66,3 +66,45 @@ def test_the_layers_example_runs_as_printed(capsys):
     exec(compile(block, "README.md", "exec"), {})
     expected = re.search(r"print\(output.shape.*\)\s+# (.*)", block).group(1)
     assert capsys.readouterr().out.strip() == expected
+
+
+def test_the_pytorch_users_blocks_run_as_printed(tmp_path, capsys):
+    """The custom Module, the loop by hand, mdl.Trainer and save/load, run as one script
+    (a module with a file, as a user's script is, so mdl.save can record the class)."""
+    import types
+
+    blocks = [b for b in _python_blocks() if "class Net(mdl.nn.Module)" in b or
+              "mdl.Trainer(" in b]
+    assert len(blocks) == 2
+    source = "\n".join(blocks)
+    path = tmp_path / "readme_pytorch.py"
+    path.write_text(source)
+    module = types.ModuleType("readme_pytorch")
+    module.__file__ = str(path)
+    sys.modules["readme_pytorch"] = module
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)
+    finally:
+        del sys.modules["readme_pytorch"]
+    by_hand, trainer, loaded = capsys.readouterr().out.strip().splitlines()
+    assert float(by_hand) > 0.85
+    assert trainer == "True True" and loaded == "True"
+
+
+def test_the_model_factory_config_example_is_valid(tmp_path):
+    from minidl.config import load_config
+
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.DOTALL)
+                 if "factory =" in b)
+    (tmp_path / "c.toml").write_text(block)
+    config = load_config(tmp_path / "c.toml")
+    assert config.model.factory == "mypkg.models:build" and config.model.options == {
+        "width": 128}
+
+
+def test_every_python_block_is_run_by_a_test():
+    selectors = ["minidl_cost_scale", "lr_scheduler", "nn.LSTM", "class Net(mdl.nn.Module)",
+                 "mdl.Trainer("]
+    blocks = _python_blocks()
+    unrun = [b.splitlines()[0] for b in blocks[1:] if not any(s in b for s in selectors)]
+    assert not unrun, f"README python blocks no test runs: {unrun}"

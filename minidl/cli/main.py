@@ -40,6 +40,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     from minidl.cli import compare as compare_cmd
     from minidl.cli import plugins as plugins_cmd
+    from minidl.cli import predict as predict_cmd
     from minidl.cli import train as train_cmd
 
     parser = _Parser(prog="minidl", description="minidl: where does the 1/m go?")
@@ -50,6 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train_cmd.add_parser(commands)
     compare_cmd.add_parser(commands)
     plugins_cmd.add_parser(commands)
+    predict_cmd.add_parser(commands)
     return parser
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import numpy as np
 
-from minidl.errors import ShapeError
+from minidl.errors import ArchiveError, CheckpointError, ShapeError, StateDictError
+from minidl.npz import read_npz
 from minidl.tensor import Tensor
+
+
+#: The entry of a minidl ``.npz`` that holds its JSON metadata, not an array of the model.
+METADATA_KEY = "__meta__"
 
 
 class Parameter(Tensor):
@@ -131,16 +137,27 @@ class Module:
         state.update((name, np.array(buffer)) for name, buffer in self.named_buffers())
         return state
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+    def load_state_dict(self, state: dict[str, Any] | str | os.PathLike[str],
+                        strict: bool = True) -> None:
         """Copy arrays into the parameters and buffers; names and shapes must match
-        (``strict``)."""
+        (``strict``). ``state`` is a dict of arrays or the path of an ``.npz`` (a model
+        file or ``np.savez`` output); minidl's metadata entry in it is ignored."""
+        if isinstance(state, (str, os.PathLike)):
+            state = _read_npz(state)
+        state = {name: value for name, value in state.items() if name != METADATA_KEY}
         params: dict[str, Any] = dict(self.named_parameters())
         params.update(self.named_buffers())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
-                           f"{unexpected}; the checkpoint was saved from another model")
+            problems = []
+            if missing:
+                problems.append(f"missing keys {missing} (in the model, not in the state)")
+            if unexpected:
+                problems.append(f"unexpected keys {unexpected} (in the state, not in the "
+                                "model)")
+            raise StateDictError(f"load_state_dict: {'; '.join(problems)}; the state was "
+                                 f"saved from another model than this {type(self).__name__}")
         arrays = {name: np.asarray(value) for name, value in state.items() if name in params}
         for name, array in arrays.items():  # check everything before changing anything
             if array.shape != params[name].shape:
@@ -163,3 +180,16 @@ class Module:
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (read safely: sizes checked before anything is
+    allocated), without minidl's metadata entry."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"load_state_dict: no file at {path}")
+    try:
+        arrays = read_npz(path)
+    except ArchiveError as err:
+        raise CheckpointError(f"load_state_dict: {err}") from None
+    arrays.pop(METADATA_KEY, None)
+    return arrays

@@ -77,7 +77,10 @@ def test_a_write_failing_mid_run_is_one_message_and_keeps_the_checkpoint(
     assert_one_message(code, err, 1, "cannot write checkpoint.npz", reason,
                        "the checkpoint of epoch 2 is still loadable")
     assert err.count("\n") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "checkpoints",
+                                                          "manifest.json"]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [
+        "epoch-0000002-step-0000000002.npz"]  # the failed generation left nothing behind
     monkeypatch.undo()
     assert Trainer.from_checkpoint(tmp_path / "checkpoint.npz").epoch == 2
 
@@ -105,10 +108,12 @@ def test_every_output_carries_its_epoch_and_step_and_the_manifest_names_the_set(
     _run(cli, tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert (manifest["epoch"], manifest["step"]) == (4, 4)
-    assert sorted(manifest["files"]) == ["checkpoint.npz", "config.toml", "metrics.json",
-                                         "model.npz"]
+    generation = "checkpoints/epoch-0000004-step-0000000004.npz"
+    assert sorted(manifest["files"]) == [generation, "config.toml", "metrics.json", "model.npz"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert (metrics["epoch"], metrics["step"]) == (4, 4)
+    # checkpoint.npz, for --resume DIR/checkpoint.npz, is the same file as the generation
+    assert (tmp_path / "checkpoint.npz").read_bytes() == (tmp_path / generation).read_bytes()
     for name in ("model.npz", "checkpoint.npz"):
         meta = io.load_arrays(tmp_path / name)[1]
         assert (meta["epoch"], meta["step"]) == (4, 4)
@@ -136,18 +141,22 @@ def test_a_run_stopped_by_a_plugin_still_writes_a_matching_checkpoint(cli, tmp_p
     assert io.load_arrays(out / "checkpoint.npz")[1]["epoch"] == 3
 
 
-def test_resume_from_a_directory_says_when_generations_are_mixed(cli, tmp_path, capsys):
+def test_resume_says_when_the_file_given_is_not_the_set_the_manifest_names(cli, tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     _run(cli, old)  # a finished 4-epoch run
     _run(cli, new, "--set", "train.epochs=2")
-    # As after a kill: the newer run's checkpoint beside the older run's outputs.
+    # A checkpoint.npz from another run copied over this one's (by hand: a kill cannot do it).
+    (old / "checkpoint.npz").unlink()
     shutil.copy(new / "checkpoint.npz", old / "checkpoint.npz")
-    code, _, err = cli("train", "--quiet", "--resume", old)
+    code, _, err = cli("train", "--quiet", "--resume", old / "checkpoint.npz")
     assert code == 0
     assert "note:" in err and "Traceback" not in err
-    assert "names checkpoint.npz from epoch 4, but the file now holds epoch 2" in err
-    assert "holds files from different epochs (checkpoint.npz epoch 2, model.npz epoch 4, " \
-           "metrics.json epoch 4)" in err
+    assert ("names checkpoints/epoch-0000004-step-0000000004.npz (epoch 4), not "
+            "checkpoint.npz (epoch 2); resuming from checkpoint.npz as asked") in err
+    assert "holds files from other epochs (model.npz epoch 4, metrics.json epoch 4)" in err
+    # The directory itself resumes from the set its manifest names: nothing to say.
+    code, _, err = cli("train", "--quiet", "--resume", old)
+    assert code == 0 and err == ""
 
 
 def test_resume_from_a_consistent_directory_is_silent(cli, tmp_path):

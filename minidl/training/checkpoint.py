@@ -20,7 +20,7 @@ from minidl import storage
 from minidl.errors import CheckpointError, MinidlError
 
 if TYPE_CHECKING:
-    from minidl.trainer import Trainer
+    from minidl.training.loop import Trainer
 
 FORMAT = 2
 #: Per-parameter optimizer state each optimizer keeps (``t``: Adam's step count;
@@ -43,7 +43,7 @@ class CheckpointMeta(_Strict):
     """The metadata of a training checkpoint, as ``save`` writes it."""
 
     format: int
-    config: dict[str, Any]
+    config: dict[str, Any] | None = None  # minidl train's; None from mdl.Trainer
     epoch: Annotated[int, Field(ge=0)]
     step: Annotated[int, Field(ge=0)]
     optimizer: _OptimizerMeta
@@ -52,8 +52,9 @@ class CheckpointMeta(_Strict):
     checksum: str
 
 
-def save(trainer: Trainer, path: str | Path) -> None:
-    """Weights, optimizer state, config, epoch, step and RNG states, written atomically."""
+def save(trainer: Trainer, path: str | Path, extra: dict[str, Any]) -> None:
+    """Weights, optimizer and schedule state, epoch, step, history and RNG states, written
+    atomically; ``extra`` joins the metadata (``minidl train`` adds its config)."""
     arrays = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
     optimizer_state = trainer.optimizer.state_dict()
     for index, state in enumerate(optimizer_state["state"]):
@@ -64,11 +65,11 @@ def save(trainer: Trainer, path: str | Path) -> None:
         arrays[f"history/{key}"] = np.asarray(column, dtype=np.float64)
     meta = {
         "format": FORMAT,
-        "config": trainer.config.model_dump(mode="json"),
+        **extra,
         "epoch": trainer.epoch, "step": trainer.step,
         "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
         "scheduler": None if trainer.scheduler is None else trainer.scheduler.state_dict(),
-        "rng": [g.bit_generator.state for g in trainer._generators()],
+        "rng": [g.bit_generator.state for g in trainer.generators()],
     }
     storage.save_arrays(path, arrays, meta)
 
@@ -76,8 +77,11 @@ def save(trainer: Trainer, path: str | Path) -> None:
 def read(path: str | Path) -> tuple[dict[str, np.ndarray], CheckpointMeta]:
     """The arrays and metadata of a checkpoint file, its archive and metadata checked."""
     arrays, raw = storage.load_arrays(path)
-    if raw.get("format") != FORMAT:
-        found = raw.get("format", "none")
+    found = raw.get("format")
+    if found != FORMAT:
+        if isinstance(found, int) and not isinstance(found, bool) and found > FORMAT:
+            raise CheckpointError(f"{path} is a training checkpoint of format {found}, newer "
+                                  f"than this minidl reads ({FORMAT}); upgrade minidl")
         raise CheckpointError(f"{path} is not a minidl training checkpoint of format {FORMAT} "
                               f"(format: {str(found)[:40]}); is it a model.npz?")
     try:
@@ -94,20 +98,22 @@ def restore(trainer: Trainer, arrays: dict[str, np.ndarray], meta: CheckpointMet
             path: str | Path) -> None:
     """Put a checkpoint's state into ``trainer`` (built from ``meta.config``), checked first."""
     model = _section(arrays, "model/")
-    params = dict(trainer.model.named_parameters())
-    if set(model) != set(params):
-        raise CheckpointError(f"{path}: checkpoint from a different config: it holds model "
-                              f"arrays {sorted(model)}, the config builds {sorted(params)}")
+    expected = trainer.model.state_dict()  # parameters and buffers (running statistics)
+    if set(model) != set(expected):
+        raise CheckpointError(f"{path}: checkpoint from a different model: it holds model "
+                              f"arrays {sorted(model)}, this trainer's model has "
+                              f"{sorted(expected)}")
     for name, array in model.items():
-        _check_array(path, f"model/{name}", array, params[name].shape)
+        kinds = "f" if expected[name].dtype.kind == "f" else "biu"  # counters are integers
+        _check_array(path, f"model/{name}", array, expected[name].shape, kinds)
     trainer.model.load_state_dict(model)
 
-    kind = trainer.config.optimizer.name
+    kind = type(trainer.optimizer).__name__.lower()
     states: list[dict[str, Any]] = [{} for _ in trainer.optimizer.params]
     for key, value in _section(arrays, "optimizer/").items():
         index, _, name = key.partition("/")
         if not (index.isdigit() and int(index) < len(states)
-                and name in OPTIMIZER_STATE[kind]):
+                and name in OPTIMIZER_STATE.get(kind, {name})):
             raise CheckpointError(f"{path}: unexpected optimizer array 'optimizer/{key}' for "
                                   f"{kind}")
         if name == "t":
@@ -129,7 +135,7 @@ def restore(trainer: Trainer, arrays: dict[str, np.ndarray], meta: CheckpointMet
         raise CheckpointError(f"{path}: the optimizer or schedule state does not fit this "
                               f"config ({type(err).__name__}: {err})") from None
 
-    generators = trainer._generators()
+    generators = trainer.generators()
     if len(meta.rng) != len(generators):
         raise CheckpointError(f"{path}: {len(meta.rng)} random generator states for "
                               f"{len(generators)} generators")
@@ -159,14 +165,15 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
     return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def _check_array(path: str | Path, name: str, array: np.ndarray, shape: tuple[int, ...]
-                 ) -> None:
+def _check_array(path: str | Path, name: str, array: np.ndarray, shape: tuple[int, ...],
+                 kinds: str = "f") -> None:
     if array.shape != tuple(shape):
-        raise CheckpointError(f"{path}: checkpoint from a different config: {name} has shape "
-                              f"{array.shape}, the config builds {tuple(shape)}")
-    if array.dtype.kind != "f":
-        raise CheckpointError(f"{path}: {name} has dtype {array.dtype}, expected floats")
-    if not np.isfinite(array).all():
+        raise CheckpointError(f"{path}: checkpoint from a different model: {name} has shape "
+                              f"{array.shape}, this trainer's has {tuple(shape)}")
+    if array.dtype.kind not in kinds:
+        raise CheckpointError(f"{path}: {name} has dtype {array.dtype}, expected "
+                              f"{'floats' if kinds == 'f' else 'integers'}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise CheckpointError(f"{path}: {name} holds NaN or inf")
 
 

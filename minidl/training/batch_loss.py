@@ -1,0 +1,66 @@
+"""What a trainer's loss gave back: per-example losses, or a cost some batch reduction made.
+
+A trainer accepts a loss module or any function of ``(outputs, targets)``. It returns
+either per-example losses (``reduction="none"``), which the trainer batch-reduces under
+its strategy, or a scalar cost whose graph holds a batch reduction (a loss's default
+``reduction="batch"``, or ``mdl.batch_reduce``, perhaps plus a penalty). A scalar no
+batch reduction made (``.mean()``, a bare ``.sum()``) is plain calculus: no strategy
+normalizes it and the optimizer would refuse to step, so the trainer refuses it first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minidl.errors import InvalidTypeError, InvalidValueError
+from minidl.strategy import BatchReduce, Strategy, batch_reduce
+from minidl.tensor import Tensor
+
+PLAIN_SCALAR = (
+    "the loss returned a scalar that no batch reduction made (e.g. ((p - y) ** 2).mean() "
+    "or a bare .sum()): that is plain calculus, so no normalization strategy divides its "
+    "gradient and the optimizer would refuse to step. Return per-example losses "
+    "(reduction=\"none\"), use a minidl loss with its default reduction=\"batch\", or "
+    "reduce with mdl.batch_reduce(losses)")
+
+
+def cost_and_total(result: Any, strategy: Strategy) -> tuple[Tensor, float, float]:
+    """The cost to backpropagate, and (sum of per-example losses, examples) to report.
+
+    The reported pair is summed in float64: in float16 a batch's sum overflows past
+    65,504 (about 95,000 losses of 0.69) though every loss is fine.
+    """
+    if not isinstance(result, Tensor):
+        raise InvalidTypeError(f"the loss must return a Tensor, got {type(result).__name__}")
+    if result.ndim > 0:  # per-example losses
+        cost = batch_reduce(result, strategy=strategy)
+        return cost, float(result.data.sum(dtype=np.float64)), float(result.size)
+    reductions = _batch_reductions(result)
+    if not reductions:
+        raise InvalidValueError(PLAIN_SCALAR)
+    sums = []
+    for reduction in reductions:
+        losses, weights = reduction.parents[0].data, reduction.weights
+        terms = losses if weights is None else losses * weights
+        sums.append((float(terms.sum(dtype=np.float64)), reduction.count))
+    if len(sums) == 1:
+        return result, sums[0][0], sums[0][1]
+    # Several (a multi-task cost): report the sum of their means, per example.
+    examples = max(count for _, count in sums)
+    return result, examples * sum(total / count for total, count in sums), examples
+
+
+def _batch_reductions(root: Tensor) -> list[Any]:
+    """Every ``BatchReduce`` node in ``root``'s graph (iteratively: graphs may be deep)."""
+    found, stack, seen = [], [root._ctx], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if isinstance(fn, BatchReduce):
+            found.append(fn)
+        stack.extend(parent._ctx for parent in (fn.parents or ()))
+    return found
