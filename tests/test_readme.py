@@ -23,6 +23,13 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "pytest" in ci_command
 
 
+def test_the_test_command_installs_the_project_alone():
+    """It leaves the user's environment as found: no example plugin installed into it."""
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    installs = ci_command.split("&&")[0].split()
+    assert installs[installs.index("install"):] == ["install", "-q", "-e", '".[test]"']
+
+
 def test_the_python_api_example_runs(capsys):
     exec(compile(_python_blocks()[0], "README.md", "exec"), {})
     printed = capsys.readouterr().out
