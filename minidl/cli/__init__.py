@@ -1,4 +1,4 @@
-"""The ``minidl`` command line: ``train``, ``config``, ``plugins``.
+"""The ``minidl`` command line: ``train``, ``config``, ``compare``, ``plugins``, ``new-strategy``.
 
 Exit codes: 0 success, 1 a failure while running (e.g. a NaN loss), 2 bad usage
 or config (one clear message, never a traceback).
