@@ -37,7 +37,7 @@ def test_the_python_api_example_runs(capsys):
 
 
 def test_the_custom_strategy_example_works_as_printed(tmp_path, capsys):
-    block = next(b for b in _python_blocks() if "minidl_cost_scale" in b)
+    block = next(b for b in _python_blocks() if "sqrt-m" in b)
     path = tmp_path / "readme_strategy.py"
     path.write_text(block)
     spec = importlib.util.spec_from_file_location("readme_strategy", path)
