@@ -57,7 +57,7 @@ from minidl.ops import (
 from minidl.tensor import Function, Tensor, from_numpy, tensor
 
 if TYPE_CHECKING:
-    from minidl import data, metrics, models, nn, optim
+    from minidl import data, metrics, models, nn, optim, testing
     from minidl.models import load, save
     from minidl.pluginmanager import get_plugin_manager
     from minidl.strategy import (
@@ -75,7 +75,7 @@ __version__ = "0.1.0"
 #: Public names loaded on first use: name -> the module that defines it.
 _LAZY = {
     "data": "minidl.data", "metrics": "minidl.metrics", "nn": "minidl.nn",
-    "optim": "minidl.optim",
+    "optim": "minidl.optim", "testing": "minidl.testing",
     "NormalizationConfig": "minidl.strategy", "Strategy": "minidl.strategy",
     "active_strategy": "minidl.strategy", "batch_reduce": "minidl.strategy",
     "normalization": "minidl.strategy", "resolve_strategy": "minidl.strategy",
@@ -107,6 +107,6 @@ __all__ = [
     "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled",
     "load", "log", "matmul", "max", "maximum", "mean", "metrics", "models", "nn", "no_grad",
     "normalization", "optim", "relu", "reshape", "resolve_strategy", "save",
-    "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "transpose",
-    "where",
+    "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "testing",
+    "transpose", "where",
 ]

@@ -1,9 +1,19 @@
 """Every hook minidl calls, grouped by phase. Plugins implement them with ``@mdl.hookimpl``.
 
-A *strategy* plugin decides where a batch mean's 1/m lives (docs/design.md,
-"The gradient's path"). It implements ``minidl_strategy_info`` and
-``minidl_cost_scale``, and optionally ``minidl_loss_grad_scale`` and
-``minidl_leaf_grad``.
+A *strategy* plugin decides where a batch mean's 1/m lives. For a batch of N examples
+it chooses up to three things: the reported cost J = c * sum_i w_i l_i
+(``minidl_cost_scale``, required), the gradient dJ/dl_i = s * w_i that starts
+backward at the per-example losses and flows into every dZ and dA
+(``minidl_loss_grad_scale``, default s = c), and how each leaf's ``.grad`` (dW, db)
+combines passes (``minidl_leaf_grad``, default: add). The built-ins: ``deferred``
+(c = 1/N, s = 1, leaves keep the running mean over all examples), ``absorbed``
+(c = s = 1/N, leaves add), ``sum`` (c = s = 1, leaves add). A strategy also
+implements ``minidl_strategy_info``, which is what makes a plugin a strategy.
+
+A strategy is checked with ``minidl.testing.check_strategy`` (its formulas, and its
+gradients against finite differences) and compared with the built-ins by
+``minidl compare --strategies ...``; ``minidl new-strategy NAME`` writes a package
+to start from.
 
 How the hooks are called:
 
@@ -147,11 +157,21 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
     :param count: Examples behind ``grad``: the sum of the N of every normalized pass
         that reached this leaf since it was cleared (a leaf missing from a pass's
         graph does not count that pass's examples).
-    :param new_grad: What this pass computed for the leaf (a fresh array you may keep).
+    :param new_grad: What this pass computed for the leaf, with dJ/dl_i = s * w_i (the
+        raw sum over the batch when s = 1); a fresh array you may keep.
     :param new_count: N of this pass.
     :param options: The strategy's validated options model, or None.
     :return: An array of the leaf's shape; None (not implemented) means
         ``new_grad`` added to ``grad``.
+
+    The running mean over every example accumulated (``deferred``, with s = 1, so
+    ``new_grad`` holds the pass's raw sum)::
+
+        @mdl.hookimpl
+        def minidl_leaf_grad(grad, count, new_grad, new_count):
+            if grad is None:
+                return new_grad / new_count
+            return (grad * count + new_grad) / (count + new_count)
     """
 
 

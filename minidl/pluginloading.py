@@ -2,17 +2,27 @@
 
 Kept apart from the plugin manager, which registers and calls plugins: this module
 only finds, imports and vets a plugin module (or names the entry point that fails).
+Every import of a plugin by name or path goes through ``import_module`` or
+``import_file`` here, so what may be imported is decided in this one place.
+
+A dotted path (``mypkg.mystrategy``) is imported from the current directory first,
+then from ``sys.path``, as ``python -m`` does; the current directory is on the path
+only while the plugin is imported.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 from minidl import hookspecs
 from minidl.errors import PluginError
@@ -45,6 +55,47 @@ def check_hooks(plugin: object, name: str | None) -> None:
     if implemented and "minidl_cost_scale" not in implemented:
         raise PluginError(f"strategy plugin {shown!r} must implement minidl_cost_scale "
                           "(see minidl.hookspecs)")
+
+
+def implemented_hooks(plugin: object) -> list[str]:
+    """The ``minidl_*`` hooks ``plugin`` implements with ``@hookimpl``, registered or not."""
+    marker = f"{hookspecs.PROJECT_NAME}_impl"
+    return [n for n in _HOOK_NAMES if hasattr(getattr(plugin, n, None), marker)]
+
+
+@contextmanager
+def current_directory_first() -> Iterator[None]:
+    """Put the current directory first on ``sys.path`` for the block, as ``python -m`` does
+    for a whole process (the ``minidl`` command, a console script, does not)."""
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written since the last import must be seen
+    try:
+        yield
+    finally:
+        if cwd in sys.path:
+            sys.path.remove(cwd)  # the first occurrence: the one inserted above
+
+
+def import_module(dotted: str) -> ModuleType:
+    """Import a plugin module by dotted path, from the current directory first."""
+    with current_directory_first():
+        return importlib.import_module(dotted)
+
+
+def module_exists(dotted: str) -> bool:
+    """Whether ``import_module(dotted)`` would find a module (without importing it, for a
+    top-level name; a submodule's parent packages are imported to look inside them)."""
+    with current_directory_first():
+        try:
+            return importlib.util.find_spec(dotted) is not None
+        except (ImportError, ValueError):
+            return False
+
+
+def is_module_path(spec: str) -> bool:
+    """``spec`` reads as a dotted module path (``pkg.mod``) or a bare module name."""
+    return all(part.isidentifier() for part in spec.split("."))
 
 
 def import_file(path: Path) -> ModuleType:

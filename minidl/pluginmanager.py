@@ -13,7 +13,6 @@ Environment:
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
@@ -26,7 +25,8 @@ import pluggy
 from minidl import autograd, hookspecs
 from minidl.errors import MinidlError, PluginError
 from minidl.pluginloading import (ENTRY_POINT_GROUP, check_hooks, failing_entry_point,
-                                  file_module_name, import_file, plugin_name)
+                                  file_module_name, implemented_hooks, import_file,
+                                  import_module, plugin_name)
 
 DEFAULT_PLUGINS = ("minidl.plugins.deferred", "minidl.plugins.absorbed", "minidl.plugins.sum")
 
@@ -61,7 +61,31 @@ class PluginManager(pluggy.PluginManager):
                                   "installed plugins") from err
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
-        """Register ``plugin`` once its hooks check out; a refused plugin leaves no trace."""
+        """Register ``plugin`` once its hooks check out; a refused plugin leaves no trace.
+
+        Registering a plugin again is a no-op; if its hook functions were redefined since
+        (a notebook cell run again), the new ones replace the old. Another plugin under a
+        name already taken is a ``PluginError``.
+
+        >>> import types, minidl as mdl
+        >>> pm, observer = PluginManager(autoload=False), types.ModuleType("observer")
+        >>> pm.register(observer) == pm.register(observer) == "observer"
+        True
+        """
+        if self.is_registered(plugin):
+            registered_name = self.get_name(plugin)
+            if self._registered_functions(plugin) == self._current_functions(plugin):
+                return registered_name
+            self.unregister(plugin)  # redefined hooks: register the module as it is now
+            name = name or registered_name
+        name = name or self.get_canonical_name(plugin)
+        holder = self.get_plugin(name)
+        if holder is not None:
+            raise PluginError(
+                f"cannot register {_shown(plugin)} as {name!r}: that name is taken by "
+                f"{_shown(holder)} ({self.origin(holder)}); unregister that one first "
+                "(mdl.get_plugin_manager().unregister(name=...)) or register under another "
+                "name (register(plugin, name=...))")
         check_hooks(plugin, name)
         was_registered = self.is_registered(plugin)
         try:
@@ -72,6 +96,14 @@ class PluginManager(pluggy.PluginManager):
             raise
         finally:
             self.generation += 1
+
+    def _registered_functions(self, plugin: object) -> dict[str, Any]:
+        return {caller.name: impl.function for caller in self.get_hookcallers(plugin) or []
+                for impl in caller.get_hookimpls() if impl.plugin is plugin}
+
+    @staticmethod
+    def _current_functions(plugin: object) -> dict[str, Any]:
+        return {name: getattr(plugin, name) for name in implemented_hooks(plugin)}
 
     def unregister(self, plugin: object = None, name: str | None = None) -> Any:
         self.generation += 1
@@ -97,7 +129,7 @@ class PluginManager(pluggy.PluginManager):
         modules_before = {m for m in sys.modules if m == top or m.startswith(f"{top}.")}
         stage = "import"
         try:
-            module = import_file(Path(name)) if is_file else importlib.import_module(spec)
+            module = import_file(Path(name)) if is_file else import_module(spec)
             stage = "register"
             if check is not None:
                 check(module)
@@ -167,6 +199,13 @@ class PluginManager(pluggy.PluginManager):
             grads.append(view)
         self.call_observers("minidl_after_backward", root=root, leaves=tuple(leaves),
                             grads=tuple(grads), strategy=plan)
+
+
+def _shown(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        where = getattr(plugin, "__file__", None)
+        return f"module {plugin.__name__!r}" + (f" from {where}" if where else "")
+    return f"plugin {plugin!r}"
 
 
 _manager: PluginManager | None = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from helpers.distributions import write_distribution
 
 from minidl.pluginmanager import PluginManager, set_plugin_manager
 
@@ -38,3 +40,21 @@ def installed_plugins(plugin_manager: PluginManager) -> Iterator[PluginManager]:
 def rms_plugin(plugin_manager: PluginManager) -> object:
     """The example strategy package (examples/minidl-rms), loaded by path, not installed."""
     return plugin_manager.import_plugin(str(EXAMPLES / "minidl-rms" / "minidl_rms.py"))
+
+
+@pytest.fixture
+def rms_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  plugin_manager: PluginManager) -> Iterator[PluginManager]:
+    """examples/minidl-rms as ``pip install`` leaves it (its module and a dist-info with the
+    entry point, on sys.path), found through its entry point by a manager that autoloads.
+    Nothing is installed into the environment running the tests."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    write_distribution(site, EXAMPLES / "minidl-rms")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("MINIDL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pm = PluginManager(autoload=True)
+    previous = set_plugin_manager(pm)
+    yield pm
+    set_plugin_manager(previous)
+    sys.modules.pop("minidl_rms", None)

@@ -23,6 +23,13 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "pytest" in ci_command
 
 
+def test_the_test_command_installs_the_project_alone():
+    """It leaves the user's environment as found: no example plugin installed into it."""
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    installs = ci_command.split("&&")[0].split()
+    assert installs[installs.index("install"):] == ["install", "-q", "-e", '".[test]"']
+
+
 def test_the_python_api_example_runs(capsys):
     exec(compile(_python_blocks()[0], "README.md", "exec"), {})
     printed = capsys.readouterr().out
@@ -30,7 +37,7 @@ def test_the_python_api_example_runs(capsys):
 
 
 def test_the_custom_strategy_example_works_as_printed(tmp_path, capsys):
-    block = next(b for b in _python_blocks() if "minidl_cost_scale" in b)
+    block = next(b for b in _python_blocks() if "sqrt-m" in b)
     path = tmp_path / "readme_strategy.py"
     path.write_text(block)
     spec = importlib.util.spec_from_file_location("readme_strategy", path)
@@ -104,7 +111,8 @@ def test_the_model_factory_config_example_is_valid(tmp_path):
 
 def test_every_python_block_is_run_by_a_test():
     selectors = ["minidl_cost_scale", "lr_scheduler", "nn.LSTM", "class Net(mdl.nn.Module)",
-                 "mdl.Trainer("]
+                 "mdl.Trainer(",
+                 "steplog"]  # the example observer: tests/test_readme_plugins.py runs it
     blocks = _python_blocks()
     unrun = [b.splitlines()[0] for b in blocks[1:] if not any(s in b for s in selectors)]
     assert not unrun, f"README python blocks no test runs: {unrun}"

@@ -1,5 +1,5 @@
 """The ``minidl`` command line: ``train``, ``config``, ``compare``, ``plugins``,
-``predict``, ``evaluate``.
+``new-strategy``, ``predict``, ``evaluate``.
 
 Exit codes: 0 success, 1 a failure while running (e.g. a NaN loss), 2 bad usage
 or config (one clear message, never a traceback).

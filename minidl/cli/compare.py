@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from minidl.cli.main import UsageError, reading_user_input
 from minidl.cli.train import load_args_config
@@ -35,12 +38,32 @@ def _parse(args: argparse.Namespace) -> dict[str, Any]:
             "strategies": _list(args.strategies) if args.strategies else None}
 
 
+def _strategy_options(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """``NAME.KEY=VALUE`` (VALUE parsed as in --set) to {strategy name: {key: value}}."""
+    options: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        left, sep, text = assignment.partition("=")
+        name, dot, key = left.strip().rpartition(".")
+        if not (sep and dot and name and key):
+            raise UsageError(f"--strategy-option expects STRATEGY.OPTION=VALUE (e.g. "
+                             f"rms.power=0.5), got {assignment!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        options.setdefault(resolve_strategy(name).name, {})[key] = value
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
     from minidl.compare import compare
+    from minidl.compare.plot import plot_format, save_plot
     from minidl.compare.report import render
 
     options = _parse(args)
     if args.plot:  # fail before the work, not after it
+        with reading_user_input():
+            plot_format(args.plot)
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -49,13 +72,21 @@ def _run(args: argparse.Namespace) -> int:
     with reading_user_input():  # naming a strategy that cannot be loaded is bad usage ...
         for name in options["strategies"] or []:
             resolve_strategy(name)
-    result = compare(config, **options)  # ... a strategy's hook failing while measured is not
+        strategy_options = _strategy_options(args.strategy_option or [])
+        names = [resolve_strategy(n).name for n in options["strategies"] or []]
+        for name, values in strategy_options.items():
+            if names and name not in names:
+                raise UsageError(f"--strategy-option for {name!r}, which is not in "
+                                 f"--strategies {','.join(names)}")
+            resolve_strategy(name, values)  # the strategy validates its options
+    # ... a strategy's hook failing while measured is not
+    result = compare(config, strategy_options=strategy_options, **options)
     if args.plot:
-        from minidl.compare.report import plot_curves
-
-        plot_curves(result, str(args.plot))
+        save_plot(result, args.plot)
         result["plot"] = str(args.plot)
     print(json.dumps(result) if args.json else render(result))
+    if args.plot:
+        print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -68,11 +99,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("config", nargs="?", type=Path, metavar="CONFIG")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE")
     parser.add_argument("--strategies", metavar="A,B", help="default: every installed one")
+    parser.add_argument("--strategy-option", action="append", metavar="NAME.OPTION=VALUE",
+                        help="an option for one strategy, e.g. rms.power=0.5 (repeatable)")
     parser.add_argument("--dtypes", default="float16,float32,float64", metavar="D,D")
     parser.add_argument("--batch-sizes", default="64,1024,16384,65536", metavar="M,M")
     parser.add_argument("--steps", type=int, default=200, help="training steps for the "
                         "equivalence check and the curves")
     parser.add_argument("--json", action="store_true", help="every number as one JSON object")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
-                        help="loss curves as a PNG (needs the plot extra: matplotlib)")
+                        help="the comparison as one figure of five panels, .png or .svg "
+                        "(needs the plot extra: matplotlib)")
     parser.set_defaults(run=_run, strategy=None)

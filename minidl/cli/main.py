@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     from minidl.cli import compare as compare_cmd
+    from minidl.cli import new_strategy as new_strategy_cmd
     from minidl.cli import plugins as plugins_cmd
     from minidl.cli import predict as predict_cmd
     from minidl.cli import train as train_cmd
@@ -52,6 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
     compare_cmd.add_parser(commands)
     plugins_cmd.add_parser(commands)
     predict_cmd.add_parser(commands)
+    new_strategy_cmd.add_parser(commands)
     return parser
 
 

@@ -29,11 +29,15 @@ from minidl.compare.gradients import (
 from minidl.config import Config
 from minidl.data import load_builtin
 from minidl.data.datasets import DATASETS
+from minidl.errors import InvalidValueError
 from minidl.resources import check_fits, run_bytes
 from minidl.strategy import Strategy, resolve_strategy, strategy_index
 
 REFERENCE = "absorbed"
 TOLERANCE = 1e-9  # float64 agreement below this counts as equal
+#: Micro-batch sizes for the accumulation panel of the plot; each leaves a short last one
+#: on the planar batch of 400.
+MICRO_BATCH_SWEEP = (24, 32, 48, 96, 150)
 
 
 def installed_strategies() -> list[str]:
@@ -48,11 +52,21 @@ def installed_strategies() -> list[str]:
 def compare(config: Config, strategies: Sequence[str] | None = None,
             dtypes: Sequence[str] = ("float16", "float32", "float64"),
             batch_sizes: Sequence[int] = (64, 1024, 16384, 65536), steps: int = 200,
-            micro_batch: int = 32) -> dict[str, Any]:
-    """Every number of ``minidl compare``, as one JSON-able dict."""
+            micro_batch: int = 32, strategy_options: dict[str, dict[str, Any]] | None = None,
+            micro_batch_sweep: Sequence[int] = MICRO_BATCH_SWEEP) -> dict[str, Any]:
+    """Every number of ``minidl compare``, as one JSON-able dict.
+
+    ``strategy_options`` maps a strategy's name to its options (``{"rms": {"power": 0.5}}``).
+    """
+    options = dict(strategy_options or {})
     names = list(dict.fromkeys(resolve_strategy(n).name
                                for n in strategies or installed_strategies()))
-    resolved = {name: resolve_strategy(name) for name in dict.fromkeys([REFERENCE, *names])}
+    unused = sorted(set(options) - set(names))
+    if unused:
+        raise InvalidValueError(f"options given for {', '.join(map(repr, unused))}, which is "
+                                f"not in this comparison ({', '.join(names)})")
+    resolved = {name: resolve_strategy(name, options.get(name) or None)
+                for name in dict.fromkeys([REFERENCE, *names])}
     rng = np.random.default_rng(config.train.seed)
     data = build_data(config.data, config.loss.name, config.model.outputs, rng)
     for m in batch_sizes:  # before the first allocation, not at the biggest batch
@@ -66,9 +80,13 @@ def compare(config: Config, strategies: Sequence[str] | None = None,
             for name, strategy in resolved.items()}
     factors = {name: runs[name].cost / runs[REFERENCE].cost for name in resolved}
     result: dict[str, Any] = {
-        "m": len(x), "strategies": names,
+        "m": len(x), "strategies": names, "reference": REFERENCE,
+        "options": {name: resolved[name].options.model_dump()
+                    for name in names if resolved[name].options is not None},
         "cost": {name: runs[name].cost for name in names},
         "cost_factor": {name: factors[name] for name in names},
+        "cost_factor_name": {name: short_factor(factors[name], len(x)) for name in names},
+        "lr": config.optimizer.lr,
     }
     result["where"] = _where(runs, factors, names, float(len(x)))
     result["equivalence"] = {
@@ -82,10 +100,18 @@ def compare(config: Config, strategies: Sequence[str] | None = None,
                                      batch_sizes)
     result["accumulation"] = _accumulation(network, data.task, x, y, resolved, names,
                                            micro_batch)
+    result["accumulation_sweep"] = [
+        _accumulation(network, data.task, x, y, resolved, names, size)
+        for size in micro_batch_sweep if 1 <= size < len(x)]
+    dtype = np.float64  # so that a difference between curves is the strategies', not rounding
     result["curves"] = {name: _curve(network, data.task, x, y, resolved[name], steps,
-                                     config.optimizer.lr / factors[name],
-                                     np.dtype(config.train.dtype), factors[name])
+                                     config.optimizer.lr / factors[name], dtype, factors[name])
                         for name in names}
+    # The same run with the config's lr as is, for strategies whose cost is not a mean.
+    result["curves_unscaled_lr"] = {
+        name: _curve(network, data.task, x, y, resolved[name], steps, config.optimizer.lr,
+                     dtype, factors[name])
+        for name in names if not np.isclose(factors[name], 1.0, rtol=1e-9)}
     result["mismatches"] = [f"{row['row']} under {name}: {row['verdicts'][name]}"
                             for row in result["where"] for name in names
                             if not row["ok"][name]]
@@ -101,7 +127,7 @@ def _where(runs: dict[str, Any], factors: dict[str, float], names: list[str],
         is_leaf = row in reference.leaves
         ref = (reference.leaves if is_leaf else reference.intermediates)[row]
         entry: dict[str, Any] = {"row": row, "norm": {}, "ratio": {}, "factor": {},
-                                 "residual": {}, "ok": {}, "verdicts": {}}
+                                 "residual": {}, "ok": {}, "verdicts": {}, "short": {}}
         for name in names:
             got = (runs[name].leaves if is_leaf else runs[name].intermediates)[row]
             k, residual = measured_factor(got, ref)
@@ -114,6 +140,8 @@ def _where(runs: dict[str, Any], factors: dict[str, float], names: list[str],
             ok = residual < TOLERANCE and bool(np.isclose(k, expected, rtol=1e-9))
             entry["ok"][name] = ok
             entry["verdicts"][name] = _verdict(k, residual, expected, ok, is_leaf, m)
+            entry["short"][name] = ("—" if name == REFERENCE else "MISMATCH" if not ok
+                                    else _short_verdict(k, residual, m))
         rows.append(entry)
     return rows
 
@@ -128,6 +156,22 @@ def _verdict(k: float, residual: float, expected: float, ok: bool, is_leaf: bool
     if np.isclose(k, 1.0, rtol=1e-9):
         return f"equal to {residual:.0e}"
     return f"differs by exactly {factor_name(k, m)}" + ("" if is_leaf else " (inside dZ/dA)")
+
+
+def _short_verdict(k: float, residual: float, m: float) -> str:
+    """A table cell: '= (4e-16)' for equal (to that relative difference), '× m' for a factor."""
+    if np.isclose(k, 1.0, rtol=1e-9):
+        return "= (0)" if residual == 0 else f"= ({residual:.0e})"
+    return f"× {short_factor(k, m)}"
+
+
+def short_factor(factor: float, m: float) -> str:
+    """A factor as a table shows it: 1, m, 1/m, sqrt(m), 1/sqrt(m), or the number."""
+    for value, name in ((1.0, "1"), (m, "m"), (1.0 / m, "1/m"), (np.sqrt(m), "sqrt(m)"),
+                        (1.0 / np.sqrt(m), "1/sqrt(m)")):
+        if np.isclose(factor, value, rtol=1e-9):
+            return name
+    return f"{factor:.5g}"
 
 
 def _leaf_difference(got: dict[str, np.ndarray], reference: dict[str, np.ndarray],
@@ -228,9 +272,10 @@ def _accumulation(network: Network, task: Task, x: np.ndarray, y: np.ndarray,
     for name in names:
         full = snapshot(network, task, x, y, resolved[name])
         accumulated = snapshot(network, task, x, y, resolved[name], micro_batches=parts)
-        result[name] = {
-            "rel_diff": _leaf_difference(accumulated.leaves, full.leaves, 1.0),
-            "rel_diff_divided_by_count": _leaf_difference(accumulated.leaves, full.leaves,
-                                                          float(len(parts))),
-        }
+        rel_diff = _leaf_difference(accumulated.leaves, full.leaves, 1.0)
+        # Dividing by the number of micro-batches is the recipe for per-batch means; where
+        # accumulation is already exact it does not apply (None, shown as "—").
+        divided = (None if rel_diff < TOLERANCE else
+                   _leaf_difference(accumulated.leaves, full.leaves, float(len(parts))))
+        result[name] = {"rel_diff": rel_diff, "rel_diff_divided_by_count": divided}
     return result

@@ -19,7 +19,6 @@ the init) and ``dtype``. A model built here remembers its factory and options, s
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
 import inspect
 import sys
 import typing
@@ -135,13 +134,23 @@ def factory_spec(factory: Callable[..., Any]) -> str:
     # A script run as __main__, or a module imported from a file (not by name from
     # sys.path), is found again by its file.
     if module_name == "__main__" or (top not in sys.builtin_module_names
-                                     and importlib.machinery.PathFinder.find_spec(top) is None):
+                                     and not _importable_by_name(top)):
         file = getattr(module, "__file__", None) or _defining_file(factory)
         if not file:
             raise InvalidTypeError(f"cannot record how to rebuild {qualname}: it is defined in "
                                    "an interactive session; define it in a module or a file")
         return f"{Path(file).resolve()}:{qualname}"
     return f"{module_name}:{qualname}"
+
+
+def _importable_by_name(top: str) -> bool:
+    """Whether a fresh process could import ``top`` by name: asks every finder (an
+    editable install's too), not ``sys.modules``, and not only ``sys.path``."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None and find_spec(top, None) is not None:
+            return True
+    return False
 
 
 def _defining_file(factory: Any) -> str | None:

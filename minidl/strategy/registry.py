@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from minidl.errors import ConfigError, InvalidTypeError, PluginError, UnknownStrategyError
 from minidl.hookspecs import StrategyInfo
+from minidl.pluginloading import is_module_path, module_exists
 from minidl.pluginmanager import PluginManager, get_plugin_manager
 from minidl.strategy.binding import Strategy, bind_hook
 
@@ -90,9 +91,11 @@ def describe_strategies(pm: PluginManager | None = None) -> str:
 
 
 def resolve_strategy(spec: Any = None, options: dict[str, Any] | None = None) -> Strategy:
-    """The ``Strategy`` for a name, alias, dotted module path or ``.py`` file.
+    """The ``Strategy`` for a name, alias, dotted module path, ``.py`` file or plugin module.
 
-    ``None`` gives the active strategy (``deferred`` unless a ``with
+    A name no strategy answers to is imported as a module, if there is one (from the
+    current directory first); a plugin module (or object) is registered if it is not
+    yet. ``None`` gives the active strategy (``deferred`` unless a ``with
     mdl.normalization(...)`` block selected another).
 
     >>> import minidl as mdl
@@ -108,9 +111,12 @@ def resolve_strategy(spec: Any = None, options: dict[str, Any] | None = None) ->
         return spec
     if isinstance(spec, NormalizationConfig):
         return resolve_strategy(spec.strategy, spec.options)
-    if not isinstance(spec, str):
-        raise InvalidTypeError(f"a strategy is selected by name (str); got {type(spec).__name__}")
+    if not isinstance(spec, str) and not hasattr(spec, "minidl_strategy_info"):
+        raise InvalidTypeError(f"a strategy is selected by name (str) or by its plugin module; "
+                               f"got {type(spec).__name__}")
     pm = get_plugin_manager()
+    if not isinstance(spec, str) and pm.is_registered(spec):
+        pm.register(spec)  # a no-op, unless its hooks were redefined (a cell run again)
     cache = _lookups_for(pm).strategies
     key = (spec, tuple(sorted((options or {}).items())) if options else None)
     try:
@@ -127,16 +133,21 @@ def resolve_strategy(spec: Any = None, options: dict[str, Any] | None = None) ->
     return strategy
 
 
-def _build_strategy(pm: PluginManager, spec: str, options: dict[str, Any]) -> Strategy:
+def _build_strategy(pm: PluginManager, spec: Any, options: dict[str, Any]) -> Strategy:
     index = strategy_index(pm)
-    if spec in index:
+    if not isinstance(spec, str):
+        entry = _plugin_strategy(pm, spec)
+    elif spec in index:
         entry = index[spec]
-    elif "." in spec:
+    elif spec.endswith(".py") or ("." in spec and is_module_path(spec)):
+        entry = _import_strategy(pm, spec)
+    elif is_module_path(spec) and module_exists(spec):  # a bare module name, no such strategy
         entry = _import_strategy(pm, spec)
     else:
         raise UnknownStrategyError(
             f"unknown normalization strategy {spec!r}. Installed strategies:\n"
-            f"{describe_strategies(pm)}\nor give a dotted module path / .py file of a plugin."
+            f"{describe_strategies(pm)}\nor give a dotted module path / .py file of a plugin "
+            "(module paths are imported from the current directory first)."
         )
     plugin, info = entry
     if info.options is None:
@@ -156,9 +167,9 @@ def _build_strategy(pm: PluginManager, spec: str, options: dict[str, Any]) -> St
     return Strategy(pm, plugin, info, validated)
 
 
-def _import_strategy(pm: PluginManager, spec: str) -> tuple[object, StrategyInfo]:
-    """Import a strategy plugin by dotted path or ``.py`` file, registering it only if it
-    is a strategy whose names are free: a refused plugin leaves no trace."""
+def _strategy_check(pm: PluginManager, spec: str) -> Callable[[object], None]:
+    """What a plugin must pass before it is registered as a strategy: a StrategyInfo whose
+    names no other plugin claims."""
     index = strategy_index(pm)
 
     def check(module: object) -> None:
@@ -177,7 +188,25 @@ def _import_strategy(pm: PluginManager, spec: str) -> tuple[object, StrategyInfo
                                   f"claimed by both plugin {pm.get_name(index[key][0])!r} and "
                                   "this one; rename it")
 
-    module = pm.import_plugin(spec, check=check)
+    return check
+
+
+def _plugin_strategy(pm: PluginManager, plugin: object) -> tuple[object, StrategyInfo]:
+    """A strategy given as its plugin (a module in a notebook, say), registered if need be."""
+    if not pm.is_registered(plugin) or pm.get_name(plugin) is None:
+        shown = getattr(plugin, "__name__", None) or repr(plugin)
+        _strategy_check(pm, shown)(plugin)
+        pm.register(plugin)
+    entry = next(((p, i) for p, i in strategy_index(pm).values() if p is plugin), None)
+    if entry is None:  # pragma: no cover - register() refuses a plugin without the hook
+        raise UnknownStrategyError(f"{plugin!r} is not a strategy plugin")
+    return entry
+
+
+def _import_strategy(pm: PluginManager, spec: str) -> tuple[object, StrategyInfo]:
+    """Import a strategy plugin by dotted path or ``.py`` file, registering it only if it
+    is a strategy whose names are free: a refused plugin leaves no trace."""
+    module = pm.import_plugin(spec, check=_strategy_check(pm, spec))
     entry = next(((p, i) for p, i in strategy_index(pm).values() if p is module), None)
     if entry is None:  # registered earlier as an observer
         raise UnknownStrategyError(f"plugin {spec!r} is not a strategy (it does not "
@@ -188,6 +217,10 @@ def _import_strategy(pm: PluginManager, spec: str) -> tuple[object, StrategyInfo
 @contextmanager
 def normalization(strategy: Any, **options: Any) -> Iterator[Strategy]:
     """Select the normalization strategy for the block (this thread / task only).
+
+    ``strategy`` is anything ``resolve_strategy`` takes: a name or alias, a dotted module
+    path, a ``.py`` file, or the plugin module itself (registered on first use, so a
+    notebook needs no ``register`` line); ``options`` are the strategy's options.
 
     >>> import minidl as mdl
     >>> losses = mdl.tensor([1.0, 3.0])

@@ -107,7 +107,7 @@ def test_float16_completes_where_values_overflow():
     assert by_strategy["absorbed"]["cost_finite"] is True
     assert by_strategy["absorbed"]["intermediates"]["underflow"] > 0  # dZ / m underflows
     text = render(report)
-    assert "float16" in text and "131072" in text
+    assert "float16" in text and "131,072" in text and "cost inf" in text
 
 
 def test_bad_arguments_exit_2(capsys, monkeypatch):

@@ -178,10 +178,10 @@ def test_a_strategy_loads_from_a_dotted_module_path_and_from_a_file(tmp_path, mo
 
 
 def test_an_installed_package_strategy_is_found_and_selected_by_name_in_config(
-        installed_plugins):
-    """examples/minidl-rms is installed by the test command (see README and .ci/run)."""
-    assert "rms" in mdl.strategy.strategy_index(), (
-        "the example plugin package is not installed: pip install -e examples/minidl-rms")
+        rms_installed):
+    """examples/minidl-rms found through its entry point, as pip would install it."""
+    assert "rms" in mdl.strategy.strategy_index()
+    assert rms_installed.origin(rms_installed.get_plugin("rms")) == "minidl-rms 0.1.0"
     config = mdl.NormalizationConfig(strategy="rms", options={"power": 0.5})
     losses = mdl.tensor(np.full(16, 2.0), requires_grad=True, dtype="float64")
     with mdl.normalization(config):
@@ -233,7 +233,7 @@ def test_hook_minidl_after_backward(register):
     np.testing.assert_allclose(w.grad, [3.5, 3.5])  # untouched by the observer
 
 
-def test_minidl_plugins_lists_every_plugin(capsys, installed_plugins):
+def test_minidl_plugins_lists_every_plugin(capsys, rms_installed):
     assert main(["plugins", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["deferred"]["origin"] == "built-in"
