@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os
@@ -96,6 +97,63 @@ def module_exists(dotted: str) -> bool:
 def is_module_path(spec: str) -> bool:
     """``spec`` reads as a dotted module path (``pkg.mod``) or a bare module name."""
     return all(part.isidentifier() for part in spec.split("."))
+
+
+def vet_source(spec: str, requires: tuple[str, ...] = ()) -> None:
+    """Refuse, before any of its code runs, a plugin whose source declares no minidl hook.
+
+    Importing a module runs it, so a dotted name or file that is not a plugin at all
+    (``unittest.__main__``, a script) must not be imported on the strength of a config
+    value. The module's source is found without importing it or its packages, and must
+    name a minidl hook, and each hook in ``requires`` (a strategy: ``minidl_strategy_info``).
+    A module already imported runs no new code and is not checked. Installed entry points
+    are trusted: their package chose to be a minidl plugin.
+    """
+    if not spec.endswith(".py") and spec in sys.modules:
+        return
+    source_file = Path(spec) if spec.endswith(".py") else source_of(spec)
+    if source_file is None:
+        return  # not found: the import itself says so, naming the module
+    try:
+        text = source_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return  # unreadable: the import fails with the reason
+    missing = [hook for hook in requires if hook not in text]
+    if missing or not any(hook in text for hook in _HOOK_NAMES):
+        what = (f"does not define {', '.join(missing)}" if missing
+                else "declares no minidl hook")
+        raise PluginError(f"refusing to import {spec!r} ({source_file}): its source {what}, so "
+                          "it is not a minidl plugin, and importing it would run its code. "
+                          "Name a module of @mdl.hookimpl functions (see minidl.hookspecs)")
+
+
+def source_of(dotted: str) -> Path | None:
+    """The source file a dotted module path would load, found without importing it or its
+    parent packages (the current directory first, as ``import_module``); None when it is
+    not a Python source file (built-in, compiled) or cannot be found."""
+    search: list[str] | None = [os.getcwd(), *sys.path]
+    spec = None
+    parts = dotted.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            spec = getattr(loaded, "__spec__", None)
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(name, search)
+            for finder in sys.meta_path if spec is None else ():  # an editable install's finder
+                find_spec = getattr(finder, "find_spec", None)
+                try:
+                    spec = find_spec(name, search) if find_spec is not None else None
+                except (ImportError, ValueError):
+                    spec = None
+                if spec is not None:
+                    break
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations or [])
+    origin = getattr(spec, "origin", None)
+    return Path(origin) if origin and origin.endswith(".py") else None
 
 
 def import_file(path: Path) -> ModuleType:

@@ -26,7 +26,7 @@ from minidl import autograd, hookspecs
 from minidl.errors import MinidlError, PluginError
 from minidl.pluginloading import (ENTRY_POINT_GROUP, check_hooks, failing_entry_point,
                                   file_module_name, implemented_hooks, import_file,
-                                  import_module, plugin_name)
+                                  import_module, plugin_name, vet_source)
 
 DEFAULT_PLUGINS = ("minidl.plugins.deferred", "minidl.plugins.absorbed", "minidl.plugins.sum")
 
@@ -110,19 +110,23 @@ class PluginManager(pluggy.PluginManager):
         return super().unregister(plugin, name)
 
     def import_plugin(self, spec: str, *, register: bool = True,
-                      check: Callable[[ModuleType], None] | None = None) -> ModuleType:
+                      check: Callable[[ModuleType], None] | None = None,
+                      requires: tuple[str, ...] = ()) -> ModuleType:
         """Import a plugin by dotted module path or ``.py`` file, check it, register it.
 
-        One transaction: if the import raises (even after the module registered itself),
-        the hooks or ``check(module)`` refuse it, a ``PluginError`` (or ``check``'s own
-        minidl error) names the plugin, and the manager and ``sys.modules`` are as
-        before. ``register=False`` only imports and checks.
+        Its source must name a minidl hook (and each hook in ``requires``) before it is
+        imported at all (``pluginloading.vet_source``). Then one transaction: if the
+        import raises (even after the module registered itself), the hooks or
+        ``check(module)`` refuse it, a ``PluginError`` (or ``check``'s own minidl error)
+        names the plugin, and the manager and ``sys.modules`` are as before.
+        ``register=False`` only imports and checks.
         """
         is_file = spec.endswith(".py")
         name = plugin_name(spec)
         existing = self.get_plugin(name)
         if isinstance(existing, ModuleType):
             return existing
+        vet_source(spec, requires)
         plugins_before = set(self.get_plugins())
         # What to forget if this fails: the plugin's own module(s), nothing they imported.
         top = None if is_file else spec.split(".")[0]

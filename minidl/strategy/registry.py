@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from minidl.errors import ConfigError, InvalidTypeError, PluginError, UnknownStrategyError
 from minidl.hookspecs import StrategyInfo
-from minidl.pluginloading import is_module_path, module_exists
+from minidl.pluginloading import (is_module_path, module_exists, plugin_name, source_of,
+                                  vet_source)
 from minidl.pluginmanager import PluginManager, get_plugin_manager
 from minidl.strategy.binding import Strategy, bind_hook
 
@@ -206,12 +208,39 @@ def _plugin_strategy(pm: PluginManager, plugin: object) -> tuple[object, Strateg
 def _import_strategy(pm: PluginManager, spec: str) -> tuple[object, StrategyInfo]:
     """Import a strategy plugin by dotted path or ``.py`` file, registering it only if it
     is a strategy whose names are free: a refused plugin leaves no trace."""
-    module = pm.import_plugin(spec, check=_strategy_check(pm, spec))
+    module = pm.import_plugin(spec, check=_strategy_check(pm, spec),
+                              requires=("minidl_strategy_info",))
     entry = next(((p, i) for p, i in strategy_index(pm).values() if p is module), None)
     if entry is None:  # registered earlier as an observer
         raise UnknownStrategyError(f"plugin {spec!r} is not a strategy (it does not "
                                    "implement minidl_strategy_info)")
     return entry
+
+
+def check_strategy_spec(spec: str, options: dict[str, Any] | None = None) -> None:
+    """Check a configured strategy as config validation does, running no plugin code.
+
+    An installed strategy (built-in or entry point) is resolved, so its options are
+    validated now. A dotted path or ``.py`` file not loaded yet must exist and its
+    source must define ``minidl_strategy_info``; its options are validated when it is
+    loaded (``resolve()``, when a trainer is built), since that runs its code.
+    """
+    pm = get_plugin_manager()
+    loaded = pm.get_plugin(plugin_name(spec)) if spec.endswith(".py") or is_module_path(spec) \
+        else None
+    if spec in strategy_index(pm) or loaded is not None:
+        resolve_strategy(spec, options or None)
+        return
+    if spec.endswith(".py"):
+        if not Path(spec).is_file():
+            raise ConfigError(f"strategy plugin file {spec} does not exist (current directory: "
+                              f"{Path.cwd()})")
+    elif not is_module_path(spec) or source_of(spec) is None:
+        raise UnknownStrategyError(
+            f"unknown normalization strategy {spec!r}. Installed strategies:\n"
+            f"{describe_strategies(pm)}\nor give a dotted module path / .py file of a plugin "
+            "(module paths are imported from the current directory first).")
+    vet_source(spec, ("minidl_strategy_info",))
 
 
 @contextmanager
@@ -256,7 +285,7 @@ class NormalizationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _strategy_exists(self) -> NormalizationConfig:
-        self.resolve()  # raises ValueError naming the installed strategies
+        check_strategy_spec(self.strategy, self.options)  # imports no plugin file
         return self
 
     def resolve(self) -> Strategy:

@@ -29,9 +29,14 @@ def _user_modules(stem: str) -> list[str]:
     return [name for name in sys.modules if name.startswith(f"minidl_user_plugin_{stem}")]
 
 
+# Each names a hook, as a plugin's source does, so it gets as far as being imported.
+HOOK_LINE = "# implements minidl_train_start\n"
+
+
 @pytest.mark.parametrize("source,error", [
-    ("def oops(:\n    pass\n", "SyntaxError"),
-    ("raise RuntimeError('module-level failure')\n", "RuntimeError: module-level failure"),
+    (HOOK_LINE + "def oops(:\n    pass\n", "SyntaxError"),
+    (HOOK_LINE + "raise RuntimeError('module-level failure')\n",
+     "RuntimeError: module-level failure"),
 ])
 def test_any_error_importing_a_file_plugin_is_a_plugin_error_and_leaves_no_module(
         tmp_path, source, error):
@@ -45,7 +50,8 @@ def test_any_error_importing_a_file_plugin_is_a_plugin_error_and_leaves_no_modul
 
 
 def test_a_dotted_plugin_raising_at_import_is_a_plugin_error(tmp_path, monkeypatch):
-    (tmp_path / "raising_review_plugin.py").write_text("raise RuntimeError('at import')\n")
+    (tmp_path / "raising_review_plugin.py").write_text(
+        HOOK_LINE + "raise RuntimeError('at import')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     pm = PluginManager(autoload=False)
     with pytest.raises(mdl.PluginError,
@@ -99,8 +105,9 @@ def test_a_strategy_name_clash_is_refused_and_does_not_poison_the_process(tmp_pa
 
 
 def test_a_strategy_plugin_that_cannot_be_found_is_a_usage_error_in_the_cli(capsys, tmp_path):
-    for spec, message in [("nope.module", "cannot import plugin 'nope.module'"),
-                          (str(tmp_path / "missing.py"), "no such file")]:
+    # `minidl config` imports nothing, so it names what is missing without trying.
+    for spec, message in [("nope.module", "unknown normalization strategy 'nope.module'"),
+                          (str(tmp_path / "missing.py"), "missing.py does not exist")]:
         assert main(["config", "--strategy", spec]) == 2
         out, err = capsys.readouterr()
         assert message in err and "Traceback" not in err and out == ""

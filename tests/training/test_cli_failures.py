@@ -119,5 +119,5 @@ def test_python_dash_m_reports_usage_errors_with_exit_2():
     done = subprocess.run([sys.executable, "-m", "minidl", "config", "--strategy",
                            "nope.module"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert "error: cannot import plugin 'nope.module'" in done.stderr
+    assert "unknown normalization strategy 'nope.module'" in done.stderr
     assert "Traceback" not in done.stderr
