@@ -34,7 +34,7 @@ from minidl.errors import (
 )
 from minidl.gradcheck import gradcheck
 from minidl.gradmode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from minidl.hookspecs import StrategyInfo, hookimpl
+from minidl.hookspecs import RankCombine, StrategyInfo, hookimpl
 from minidl.ops import (
     abs,
     concatenate,
@@ -57,7 +57,7 @@ from minidl.ops import (
 from minidl.tensor import Function, Tensor, from_numpy, tensor
 
 if TYPE_CHECKING:
-    from minidl import data, metrics, nn, optim
+    from minidl import data, distributed, metrics, nn, optim
     from minidl.pluginmanager import get_plugin_manager
     from minidl.strategy import (
         NormalizationConfig,
@@ -77,7 +77,7 @@ _LAZY = {
     "NormalizationConfig": "minidl.strategy", "Strategy": "minidl.strategy",
     "active_strategy": "minidl.strategy", "batch_reduce": "minidl.strategy",
     "normalization": "minidl.strategy", "resolve_strategy": "minidl.strategy",
-    "get_plugin_manager": "minidl.pluginmanager",
+    "get_plugin_manager": "minidl.pluginmanager", "distributed": "minidl.distributed",
 }
 
 
@@ -97,9 +97,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnomalyError", "ConfigError", "DataError", "Function", "GradientNotNormalizedError",
-    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "ShapeError", "Strategy",
+    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "RankCombine",
+    "ShapeError", "Strategy",
     "StrategyInfo", "Tensor", "UnknownStrategyError", "abs", "active_strategy", "batch_reduce",
-    "concatenate", "data", "detect_anomaly", "enable_grad", "exp", "from_numpy",
+    "concatenate", "data", "detect_anomaly", "distributed", "enable_grad", "exp", "from_numpy",
     "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled", "log",
     "matmul", "max", "maximum", "mean", "metrics", "nn", "no_grad", "normalization", "optim",
     "relu",

@@ -115,3 +115,19 @@ class OutputDirError(UsageError, ValueError):
 class HyperparameterError(UsageError, ValueError):
     """An optimizer, parameter group or scheduler given an invalid setting; the message
     names the setting, the value and the allowed range."""
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A feature whose optional extra is not installed; the message names the install command."""
+
+
+class ReportedByAnotherRank(MinidlError):
+    """This rank stops because another rank of a data-parallel job failed and reported it.
+
+    The CLI prints nothing for it (the failing rank printed the one message) and exits
+    with ``exit_code``, the failing rank's.
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("")
+        self.exit_code = exit_code

@@ -18,6 +18,7 @@ from minidl.builders import Data, build_data, build_model, build_optimizer, buil
 from minidl.checkpoint import history_columns as _history_columns
 from minidl.config import Config, config_to_toml, validate_config
 from minidl.data import DataLoader, Dataset
+from minidl.distributed.training import DataParallel
 from minidl.errors import (CheckpointError, ConfigError, OutputDirError, OutputWriteError,
                            TrainingDiverged)
 from minidl.gradmode import no_grad
@@ -42,8 +43,11 @@ class Trainer:
     True
     """
 
-    def __init__(self, config: Config, quiet: bool = True) -> None:
+    def __init__(self, config: Config, quiet: bool = True,
+                 ranks: DataParallel | None = None) -> None:
         self.config, self.quiet = config, quiet
+        #: The ranks of a data-parallel run (mpiexec); one process: every call a no-op.
+        self.ranks = ranks if ranks is not None else DataParallel()
         self.pm = get_plugin_manager()
         self._plugins = self._import_plugins(config.plugins)
         self._build(config)
@@ -83,7 +87,8 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.checkpoint_epoch: int | None = None  # of the last checkpoint this run wrote
         self.resume_notes: list[str] = []  # what --resume found odd in the directory
-        self.output_dir = Path(config.output.dir) if config.output.dir else None
+        self.output_dir = (Path(config.output.dir) if config.output.dir
+                           and self.ranks.is_writer else None)  # rank 0 alone writes
         if self.output_dir is not None:
             try:  # now, not at the first checkpoint, perhaps 1,000 epochs in
                 storage.ensure_writable_dir(self.output_dir)
@@ -111,6 +116,7 @@ class Trainer:
         epochs = self.config.train.epochs
         every = self.config.output.checkpoint_every or max(1, epochs // 10)
         observe = self.pm.call_observers
+        self.ranks.start(self.model)  # rank 0's weights everywhere, at start and on resume
         observe("minidl_train_start", trainer=self)
         bar = self._progress_bar(epochs)
         try:
@@ -144,7 +150,14 @@ class Trainer:
         accumulate = self.config.train.accumulate
         loss_sum = correct = seen = 0.0
         pending: list[float] = []
-        for x, y in self.loader:
+        micro_batches = 0
+        for x, y in self.ranks.batches(self.loader):  # this rank's shard of each batch
+            micro_batches += 1
+            if len(y) == 0:  # a batch smaller than the world leaves some ranks nothing
+                if micro_batches % accumulate == 0:
+                    self._optimizer_step(pending)
+                    pending = []
+                continue
             logits = self.model(x)
             losses = self.data.task.loss(logits, y, reduction="none")
             cost = batch_reduce(losses, strategy=self.strategy)
@@ -160,11 +173,12 @@ class Trainer:
             accuracy = self.data.task.accuracy(logits.data, y.data)
             correct += (accuracy or 0.0) * len(y)
             seen += len(y)
-            if len(pending) == accumulate:
+            if micro_batches % accumulate == 0:
                 self._optimizer_step(pending)
                 pending = []
-        if pending:  # the last, short group of micro-batches
+        if micro_batches % accumulate:  # the last, short group of micro-batches
             self._optimizer_step(pending)
+        loss_sum, correct, seen = self.ranks.sum_over_ranks(loss_sum, correct, seen)
         metrics = {"train_loss": loss_sum / seen}
         if self.data.task.kind != "regression":
             metrics["train_accuracy"] = correct / seen
@@ -173,11 +187,12 @@ class Trainer:
         return metrics
 
     def _optimizer_step(self, costs: list[float]) -> None:
+        self.ranks.combine(self.model.parameters(), self.strategy)  # the step's all-reduce
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.step += 1
         self.pm.call_observers("minidl_step_end", trainer=self, step=self.step,
-                               loss=sum(costs) / len(costs))
+                               loss=sum(costs) / max(len(costs), 1))
 
     def evaluate(self, dataset: Dataset, prefix: str = "") -> dict[str, float]:
         """Mean per-example loss and accuracy on ``dataset`` (eval mode, no graph)."""
@@ -204,7 +219,7 @@ class Trainer:
         return final
 
     def _progress_bar(self, epochs: int) -> Any:
-        if self.quiet or not sys.stderr.isatty():
+        if self.quiet or not self.ranks.is_writer or not sys.stderr.isatty():
             return None
         from tqdm import tqdm
 
