@@ -34,7 +34,7 @@ from minidl.errors import (
 )
 from minidl.gradcheck import gradcheck
 from minidl.gradmode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from minidl.hookspecs import StrategyInfo, hookimpl
+from minidl.hookspecs import RankCombine, StrategyInfo, hookimpl
 from minidl.ops import (
     abs,
     concatenate,
@@ -57,7 +57,7 @@ from minidl.ops import (
 from minidl.tensor import Function, Tensor, from_numpy, tensor
 
 if TYPE_CHECKING:
-    from minidl import data, metrics, models, nn, optim, testing
+    from minidl import data, distributed, metrics, models, nn, optim, testing
     from minidl.models import load, save
     from minidl.pluginmanager import get_plugin_manager
     from minidl.strategy import (
@@ -82,6 +82,7 @@ _LAZY = {
     "get_plugin_manager": "minidl.pluginmanager",
     "models": "minidl.models", "save": "minidl.models", "load": "minidl.models",
     "Trainer": "minidl.training",
+    "distributed": "minidl.distributed",
 }
 
 
@@ -101,12 +102,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnomalyError", "ConfigError", "DataError", "Function", "GradientNotNormalizedError",
-    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "ShapeError", "Strategy",
-    "StrategyInfo", "Tensor", "Trainer", "UnknownStrategyError", "abs", "active_strategy",
-    "batch_reduce", "concatenate", "data", "detect_anomaly", "enable_grad", "exp", "from_numpy",
-    "get_default_dtype", "get_plugin_manager", "gradcheck", "hookimpl", "is_grad_enabled",
-    "load", "log", "matmul", "max", "maximum", "mean", "metrics", "models", "nn", "no_grad",
-    "normalization", "optim", "relu", "reshape", "resolve_strategy", "save",
-    "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "testing",
+    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "RankCombine",
+    "ShapeError", "Strategy", "StrategyInfo", "Tensor", "Trainer", "UnknownStrategyError", "abs",
+    "active_strategy", "batch_reduce", "concatenate", "data", "detect_anomaly", "distributed",
+    "enable_grad", "exp", "from_numpy", "get_default_dtype", "get_plugin_manager", "gradcheck",
+    "hookimpl", "is_grad_enabled", "load", "log", "matmul", "max", "maximum", "mean", "metrics",
+    "models", "nn", "no_grad", "normalization", "optim", "relu", "reshape", "resolve_strategy",
+    "save", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "testing",
     "transpose", "where",
 ]

@@ -122,3 +122,19 @@ class StateDictError(CheckpointError, KeyError):
     ``KeyError``, as torch raises); the message names the missing and unexpected keys."""
 
     __str__ = BaseException.__str__  # KeyError's would quote the whole message
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A feature whose optional extra is not installed; the message names the install command."""
+
+
+class ReportedByAnotherRank(MinidlError):
+    """This rank stops because another rank of a data-parallel job failed and reported it.
+
+    The CLI prints nothing for it (the failing rank printed the one message) and exits
+    with ``exit_code``, the failing rank's.
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("")
+        self.exit_code = exit_code

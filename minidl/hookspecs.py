@@ -5,7 +5,8 @@ it chooses up to three things: the reported cost J = c * sum_i w_i l_i
 (``minidl_cost_scale``, required), the gradient dJ/dl_i = s * w_i that starts
 backward at the per-example losses and flows into every dZ and dA
 (``minidl_loss_grad_scale``, default s = c), and how each leaf's ``.grad`` (dW, db)
-combines passes (``minidl_leaf_grad``, default: add). The built-ins: ``deferred``
+combines passes (``minidl_leaf_grad``, default: add), and, in data-parallel
+training, how the ranks' gradients combine (``minidl_combine_ranks``). The built-ins: ``deferred``
 (c = 1/N, s = 1, leaves keep the running mean over all examples), ``absorbed``
 (c = s = 1/N, leaves add), ``sum`` (c = s = 1, leaves add). A strategy also
 implements ``minidl_strategy_info``, which is what makes a plugin a strategy.
@@ -52,7 +53,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 #: The hooks a strategy answers; only a plugin that describes a strategy may implement them.
 STRATEGY_HOOKS = ("minidl_strategy_info", "minidl_cost_scale", "minidl_loss_grad_scale",
-                  "minidl_leaf_grad")
+                  "minidl_leaf_grad", "minidl_combine_ranks")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,36 @@ class StrategyInfo:
                                              and issubclass(self.options, BaseModel)):
             raise InvalidTypeError("StrategyInfo.options must be a pydantic BaseModel subclass (or "
                                    f"None), got {self.options!r}")
+
+
+@dataclass(frozen=True)
+class RankCombine:
+    """How one rank's gradient of a leaf enters the sum over ranks (``minidl_combine_ranks``).
+
+    Every rank adds ``weight * grad`` (and ``weight``) into one all-reduce; the combined
+    gradient is ``sum_r weight_r * grad_r``, divided by ``sum_r weight_r`` when ``mean``.
+
+    >>> RankCombine(weight=3.0, mean=True)      # deferred: weigh by examples, then divide
+    RankCombine(weight=3.0, mean=True)
+    """
+
+    weight: float = 1.0
+    mean: bool = False
+
+    def __post_init__(self) -> None:
+        weight = self.weight
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating,
+                                                                np.integer))
+                or not np.isfinite(weight) or weight < 0):
+            raise InvalidTypeError(f"RankCombine.weight must be a finite number >= 0, got "
+                                   f"{weight!r}")
+        if not isinstance(self.mean, bool):
+            raise InvalidTypeError(f"RankCombine.mean must be a bool, got {self.mean!r}")
+
+
+#: What a strategy that does not implement ``minidl_combine_ranks`` gets: ranks add up,
+#: as micro-batches do under a strategy without ``minidl_leaf_grad``.
+SUM_OVER_RANKS = RankCombine(weight=1.0, mean=False)
 
 
 # -------------------------------------------------------------------------------------------
@@ -172,6 +203,39 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
             if grad is None:
                 return new_grad / new_count
             return (grad * count + new_grad) / (count + new_count)
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Strategy: where the 1/m goes across ranks (data-parallel training)
+# -------------------------------------------------------------------------------------------
+
+@hookspec
+def minidl_combine_ranks(count: float, world_size: int,
+                         options: BaseModel | None) -> RankCombine | None:
+    """Choose how a leaf's gradient on this rank enters the combination over all ranks.
+
+    Called on the active strategy's plugin, on every rank, once per leaf and optimizer
+    step, when data-parallel training combines the ranks' gradients
+    (``minidl.distributed.allreduce_gradients``), before the step's one all-reduce. Each
+    rank adds ``weight * .grad`` and ``weight`` to a buffer that is summed over ranks;
+    the leaf then holds ``sum_r weight_r * grad_r``, divided by ``sum_r weight_r`` when
+    ``mean`` is True, on every rank alike. The built-ins: ``deferred`` weighs by
+    ``count`` and divides (the exact mean over every example on every rank), ``absorbed``
+    weighs 1 and divides (DistributedDataParallel's mean of the per-rank means), ``sum``
+    weighs 1 and adds.
+
+    :param count: N of this leaf on this rank: the examples (or total weight) accumulated
+        into its ``.grad`` since it was cleared (``Tensor.grad_count``); 0 if this rank's
+        shard did not reach it.
+    :param world_size: The number of ranks taking part (at least 2: one process
+        combines nothing).
+    :param options: The strategy's validated options model, or None.
+    :return: A :class:`minidl.RankCombine`; None (not implemented) means
+        ``RankCombine(weight=1.0, mean=False)``: ranks add up, as micro-batches do under
+        a strategy without ``minidl_leaf_grad``, so R ranks give what one process gives
+        accumulating the same R shards. A strategy that implements ``minidl_leaf_grad``
+        must implement this hook too (minidl cannot guess how its running values combine).
     """
 
 

@@ -19,6 +19,7 @@ from minidl import models, storage
 from minidl.builders import Data, build_data, build_model, build_optimizer, build_scheduler
 from minidl.config import Config, config_to_toml, validate_config
 from minidl.data import DataLoader
+from minidl.distributed.training import DataParallel
 from minidl.errors import CheckpointError, ConfigError, OutputDirError, TrainingDiverged
 from minidl.manifest import CHECKPOINT_NAME, resolve_resume
 from minidl.resources import check_fits, run_bytes
@@ -42,7 +43,8 @@ class Trainer(loop.Trainer):
     output_dir_setting = ("output.dir", "choose another with --set output.dir=PATH, or "
                           "output.dir= to write nothing")
 
-    def __init__(self, config: Config, quiet: bool = True) -> None:
+    def __init__(self, config: Config, quiet: bool = True,
+                 ranks: DataParallel | None = None) -> None:
         self.config = config
         plugins = [loop.import_plugin(spec) for spec in config.plugins]
         strategy = config.normalization.resolve()
@@ -71,7 +73,7 @@ class Trainer(loop.Trainer):
             epochs=config.train.epochs, accumulate=config.train.accumulate,
             strategy=strategy, scheduler=scheduler, output_dir=config.output.dir or None,
             checkpoint_every=config.output.checkpoint_every, quiet=quiet, plugins=plugins,
-            dtype=dtype, generators=[dropout_rng])
+            dtype=dtype, generators=[dropout_rng], ranks=ranks)
         self.dropout_rng = dropout_rng
 
     def checkpoint_meta(self) -> dict[str, Any]:

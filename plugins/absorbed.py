@@ -7,7 +7,7 @@ micro-batches therefore sums their means (PyTorch recipes then divide by their c
 
 from __future__ import annotations
 
-from minidl import StrategyInfo, hookimpl
+from minidl import RankCombine, StrategyInfo, hookimpl
 
 
 @hookimpl
@@ -24,3 +24,10 @@ def minidl_cost_scale(count: float) -> float:
 @hookimpl
 def minidl_loss_grad_scale(count: float) -> float:
     return 1.0 / count
+
+
+@hookimpl
+def minidl_combine_ranks() -> RankCombine:
+    # DistributedDataParallel's rule: the mean of the per-rank gradients. With uneven
+    # shards this is a mean of means, not the mean over every example.
+    return RankCombine(weight=1.0, mean=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl import StrategyInfo, hookimpl
+from minidl import RankCombine, StrategyInfo, hookimpl
 
 
 @hookimpl
@@ -35,3 +35,10 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
     if grad is None:
         return new_grad / new_count
     return (grad * count + new_grad) / (count + new_count)  # the running mean
+
+
+@hookimpl
+def minidl_combine_ranks(count: float) -> RankCombine:
+    # Each rank's .grad is raw_r / N_r: weighing it by N_r and dividing by the sum of
+    # the N_r gives sum_r raw_r / sum_r N_r, the exact mean over every example.
+    return RankCombine(weight=count, mean=True)

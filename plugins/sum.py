@@ -6,7 +6,7 @@ mean's; scale the learning rate by 1/m to train like the mean strategies.
 
 from __future__ import annotations
 
-from minidl import StrategyInfo, hookimpl
+from minidl import RankCombine, StrategyInfo, hookimpl
 
 
 @hookimpl
@@ -23,3 +23,8 @@ def minidl_cost_scale() -> float:
 @hookimpl
 def minidl_loss_grad_scale() -> float:
     return 1.0
+
+
+@hookimpl
+def minidl_combine_ranks() -> RankCombine:
+    return RankCombine(weight=1.0, mean=False)  # the sum over ranks, as over micro-batches

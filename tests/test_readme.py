@@ -24,10 +24,11 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 
 def test_the_test_command_installs_the_project_alone():
-    """It leaves the user's environment as found: no example plugin installed into it."""
+    """It installs the project and its test and mpi extras (the MPI tests need mpiexec),
+    and leaves the user's environment otherwise as found: no example plugin installed."""
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     installs = ci_command.split("&&")[0].split()
-    assert installs[installs.index("install"):] == ["install", "-q", "-e", '".[test]"']
+    assert installs[installs.index("install"):] == ["install", "-q", "-e", '".[test,mpi]"']
 
 
 def test_the_python_api_example_runs(capsys):

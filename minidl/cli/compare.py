@@ -60,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     from minidl.compare.plot import plot_format, save_plot
     from minidl.compare.report import render
 
+    if args.ranks is not None:
+        return _run_ranks(args)
     options = _parse(args)
     if args.plot:  # fail before the work, not after it
         with reading_user_input():
@@ -90,6 +92,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_ranks(args: argparse.Namespace) -> int:
+    """``--ranks 1,2,3``: the split of one batch over ranks, per strategy (only this table)."""
+    from minidl.compare.ranks import compare_ranks, render_ranks
+    from minidl.compare.runner import installed_strategies
+
+    try:
+        ranks = [int(r) for r in _list(args.ranks)]
+    except ValueError:
+        raise UsageError(f"--ranks takes integers, e.g. 1,2,3; got {args.ranks!r}") from None
+    if not ranks or min(ranks) < 1 or max(ranks) > 64:
+        raise UsageError("--ranks must be integers from 1 to 64, e.g. 1,2,3")
+    config = load_args_config(args)
+    with reading_user_input():
+        names = _list(args.strategies) if args.strategies else installed_strategies()
+        for name in names:
+            resolve_strategy(name)
+    result = compare_ranks(config, ranks, names)
+    if max(ranks) > min(result["m"], 64):
+        raise UsageError(f"--ranks: at most {result['m']} ranks for {result['m']} examples")
+    print(json.dumps(result) if args.json else render_ranks(result))
+    return 0
+
+
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "compare", help="every strategy on the same network and batch, measured",
@@ -105,6 +130,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--batch-sizes", default="64,1024,16384,65536", metavar="M,M")
     parser.add_argument("--steps", type=int, default=200, help="training steps for the "
                         "equivalence check and the curves")
+    parser.add_argument("--ranks", metavar="R,R", help="only this: one batch split unevenly "
+                        "over R ranks (simulated), per strategy, against one process")
     parser.add_argument("--json", action="store_true", help="every number as one JSON object")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="the comparison as one figure of five panels, .png or .svg "

@@ -15,7 +15,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from minidl.errors import MinidlError, RunFailure, UsageError
+from minidl.errors import MinidlError, ReportedByAnotherRank, RunFailure, UsageError
 
 __all__ = ["RunFailure", "UsageError", "main"]
 
@@ -63,8 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv or bool(os.environ.get("MINIDL_DEBUG"))
     try:
         args = _build_parser().parse_args(argv)
+        args.argv = argv  # for commands that restart themselves (train --nproc)
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
+    except ReportedByAnotherRank as err:  # another rank printed the one message
+        return err.exit_code
     except MinidlError as err:
         if debug:
             traceback.print_exc()

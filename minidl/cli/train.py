@@ -25,30 +25,59 @@ def load_args_config(args: argparse.Namespace) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    quiet = args.quiet or args.json
-    with reading_user_input():
+    if args.nproc is not None:
+        return _launch(args)
+    from minidl.distributed import DataParallel
+    from minidl.distributed.faults import abort_on_failure, agreed
+
+    ranks = DataParallel()  # every rank of an mpiexec launch, or this process alone
+    quiet = args.quiet or args.json or not ranks.is_writer
+    with agreed(ranks.group), reading_user_input():  # bad input: one message, on one rank
         if args.resume:
             if args.config or args.set or args.strategy:
                 raise UsageError("--resume continues a run with its own saved config; "
                                  "drop CONFIG, --set and --strategy")
             trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
-            for note in trainer.resume_notes:
+            for note in trainer.resume_notes if ranks.is_writer else ():
                 print(f"note: {note}", file=sys.stderr)
         else:
-            trainer = Trainer(load_args_config(args), quiet=quiet)
+            trainer = Trainer(load_args_config(args), quiet=quiet, ranks=ranks)
     try:
-        final = trainer.fit()  # a MinidlError here (NaN loss, a plugin failing) exits 1
+        with abort_on_failure(ranks.group, debug=args.debug):  # any rank failing ends all
+            final = trainer.fit()  # a MinidlError here (NaN loss, a plugin failing) exits 1
     except KeyboardInterrupt:
         if trainer.output_dir and trainer.epoch:
             print(f"interrupted; the last checkpoint is loadable: minidl train --resume "
                   f"{trainer.output_dir / CHECKPOINT_NAME}", file=sys.stderr)
         raise
+    if not ranks.is_writer:
+        return 0
     if args.json:
         final["output"] = str(trainer.output_dir) if trainer.output_dir else None
         print(json.dumps(json_safe(final), allow_nan=False))  # NaN is not JSON: null
         return 0
     _print_summary(final, trainer)
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--nproc N``: the same command, without --nproc, under mpiexec with N ranks."""
+    from minidl.distributed.comm import launched_by_mpi
+    from minidl.distributed.launch import launch
+
+    if args.nproc < 1:
+        raise UsageError(f"--nproc must be at least 1, got {args.nproc}")
+    if launched_by_mpi():
+        raise UsageError("--nproc starts mpiexec itself; under mpiexec, drop --nproc")
+    argv, skip = [], False
+    for arg in args.argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            argv.append(arg)
+    return launch(args.nproc, argv)
 
 
 def _print_summary(final: dict[str, Any], trainer: Trainer) -> None:
@@ -85,6 +114,9 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--resume", type=Path, metavar="PATH",
                        help="continue from a run directory (its manifest.json names the set) "
                    "or its checkpoint.npz, to the same final weights")
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="train data-parallel on N processes: starts mpiexec -n N (needs "
+                       "pip install 'minidl[mpi]'); or run mpiexec -n N minidl train yourself")
     train.set_defaults(run=_train)
 
     config = commands.add_parser("config", help="print the full config (defaults) as TOML",

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from minidl.errors import PluginError
-from minidl.hookspecs import StrategyInfo
+from minidl.hookspecs import SUM_OVER_RANKS, RankCombine, StrategyInfo
 from minidl.pluginmanager import PluginManager
 
 
@@ -51,6 +51,10 @@ def bind_hook(pm: PluginManager, plugin: object, hook_name: str) -> Callable[...
     return call
 
 
+def _implements(pm: PluginManager, plugin: object, hook_name: str) -> bool:
+    return any(i.plugin is plugin for i in getattr(pm.hook, hook_name).get_hookimpls())
+
+
 class Strategy:
     """A strategy plugin bound to its validated options: what the batch reduction calls.
 
@@ -71,6 +75,10 @@ class Strategy:
         self._cost_scale = bind_hook(pm, plugin, "minidl_cost_scale")
         self._loss_grad_scale = bind_hook(pm, plugin, "minidl_loss_grad_scale")
         self._leaf_grad = bind_hook(pm, plugin, "minidl_leaf_grad")
+        self._combine_ranks = bind_hook(pm, plugin, "minidl_combine_ranks")
+        #: The plugin keeps running values itself (it implements minidl_leaf_grad).
+        self.folds_leaves = _implements(pm, plugin, "minidl_leaf_grad")
+        self.combines_ranks = _implements(pm, plugin, "minidl_combine_ranks")
 
     def __repr__(self) -> str:
         return f"<Strategy {self.name!r} from plugin {self.plugin_name!r}>"
@@ -110,4 +118,25 @@ class Strategy:
             raise PluginError(f"plugin {self.plugin_name!r} returned {shown} from hook "
                               f"minidl_leaf_grad; it must return an array of the leaf's shape "
                               f"{leaf.data.shape}")
+        return value
+
+    def combine_ranks(self, count: float, world_size: int) -> RankCombine:
+        """How this rank's gradient of a leaf with ``count`` examples joins the other ranks'.
+
+        The plugin's ``minidl_combine_ranks`` answer, or the sum over ranks when it has none.
+        """
+        if not self.combines_ranks:
+            if self.folds_leaves:
+                raise PluginError(
+                    f"strategy {self.name!r} (plugin {self.plugin_name!r}) implements "
+                    "minidl_leaf_grad but not minidl_combine_ranks, so minidl cannot tell how "
+                    "its gradients combine over ranks; implement minidl_combine_ranks "
+                    "(see minidl/hookspecs.py)")
+            return SUM_OVER_RANKS
+        value = self._combine_ranks(count=count, world_size=world_size, options=self.options)
+        if value is None:
+            return SUM_OVER_RANKS
+        if not isinstance(value, RankCombine):
+            raise PluginError(f"plugin {self.plugin_name!r} returned {value!r} from hook "
+                              "minidl_combine_ranks; it must return a minidl.RankCombine")
         return value

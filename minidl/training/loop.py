@@ -15,6 +15,7 @@ import numpy as np
 
 from minidl import nn, storage
 from minidl.data import DataLoader, Dataset
+from minidl.distributed.training import DataParallel
 from minidl.errors import (InvalidTypeError, InvalidValueError, OutputDirError, OutputWriteError,
                            TrainingDiverged)
 from minidl.gradmode import no_grad
@@ -69,7 +70,8 @@ class Trainer:
                  strategy: str | Strategy | None = None, scheduler: Any = None,
                  output_dir: str | Path | None = None, checkpoint_every: int = 0,
                  quiet: bool = False, plugins: Sequence[Any] = (), dtype: Any = None,
-                 generators: Sequence[np.random.Generator] = ()) -> None:
+                 generators: Sequence[np.random.Generator] = (),
+                 ranks: DataParallel | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidTypeError(f"Trainer: model must be a minidl nn.Module, got "
                                    f"{type(model).__name__}")
@@ -109,7 +111,10 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.checkpoint_epoch: int | None = None  # of the last checkpoint in output_dir
         self.resume_notes: list[str] = []  # what a resume found odd in the directory
-        self.output_dir = Path(output_dir) if output_dir else None
+        #: The ranks of a data-parallel run (mpiexec); one process: every call a no-op.
+        self.ranks = ranks if ranks is not None else DataParallel()
+        # Rank 0 alone writes files.
+        self.output_dir = Path(output_dir) if output_dir and self.ranks.is_writer else None
         if self.output_dir is not None:
             try:  # now, not at the first checkpoint, perhaps 1,000 epochs in
                 storage.ensure_writable_dir(self.output_dir)
@@ -161,6 +166,7 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         every = self.checkpoint_every or max(1, self.epochs // 10)
         observe = self.pm.call_observers
+        self.ranks.start(self.model)  # rank 0's weights everywhere, at start and on resume
         observe("minidl_train_start", trainer=self)
         bar = self._progress_bar()
         try:
@@ -195,7 +201,14 @@ class Trainer:
         loss_sum = seen = examples = 0.0
         metric_sums = dict.fromkeys(self.metrics, 0.0)
         pending: list[float] = []
-        for x, y in self.loader:
+        micro_batches = 0
+        for x, y in self.ranks.batches(self.loader):  # this rank's shard of each batch
+            micro_batches += 1
+            if len(y) == 0:  # a batch smaller than the world leaves some ranks nothing
+                if micro_batches % self.accumulate == 0:
+                    self._optimizer_step(pending)
+                    pending = []
+                continue
             outputs = self.model(x)
             cost, total, count = cost_and_total(self.loss(outputs, y), strategy)
             if not np.isfinite(cost.data):
@@ -210,11 +223,14 @@ class Trainer:
             targets = y.data if isinstance(y, Tensor) else np.asarray(y)
             for name, metric in self.metrics.items():
                 metric_sums[name] += metric(outputs.data, targets) * len(targets)
-            if len(pending) == self.accumulate:
+            if micro_batches % self.accumulate == 0:
                 self._optimizer_step(pending)
                 pending = []
-        if pending:  # the last, short group of micro-batches
+        if micro_batches % self.accumulate:  # the last, short group of micro-batches
             self._optimizer_step(pending)
+        loss_sum, seen, examples, *sums = self.ranks.sum_over_ranks(
+            loss_sum, seen, examples, *metric_sums.values())
+        metric_sums = dict(zip(metric_sums, sums))
         if not seen:
             raise InvalidValueError("Trainer: the training data gave no batch (is it empty, "
                                     "or drop_last with fewer examples than batch_size?)")
@@ -226,11 +242,12 @@ class Trainer:
         return metrics
 
     def _optimizer_step(self, costs: list[float]) -> None:
+        self.ranks.combine(self.model.parameters(), self.strategy)  # the step's all-reduce
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.step += 1
         self.pm.call_observers("minidl_step_end", trainer=self, step=self.step,
-                               loss=sum(costs) / len(costs))
+                               loss=sum(costs) / max(len(costs), 1))
 
     def evaluate(self, data: Dataset | DataLoader, prefix: str = "") -> dict[str, float]:
         """Mean per-example loss and each metric on ``data`` (eval mode, no graph kept)."""
@@ -268,7 +285,7 @@ class Trainer:
         return final
 
     def _progress_bar(self) -> Any:
-        if self.quiet or not sys.stderr.isatty():
+        if self.quiet or not self.ranks.is_writer or not sys.stderr.isatty():
             return None
         from tqdm import tqdm
 
