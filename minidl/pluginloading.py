@@ -25,6 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
+import pluggy
+
 from minidl import hookspecs
 from minidl.errors import PluginError
 
@@ -56,6 +58,15 @@ def check_hooks(plugin: object, name: str | None) -> None:
     if implemented and "minidl_cost_scale" not in implemented:
         raise PluginError(f"strategy plugin {shown!r} must implement minidl_cost_scale "
                           "(see minidl.hookspecs)")
+    # Signatures, as pluggy checks them when registering, but on a scratch manager: a
+    # plugin imported now and registered only while a trainer fits fails here, at load.
+    scratch = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    scratch.add_hookspecs(hookspecs)
+    try:
+        scratch.register(plugin, name=shown)
+    except pluggy.PluginValidationError as err:
+        detail = str(err).replace("\n", "; ")
+        raise PluginError(f"cannot register plugin {shown!r}: {detail}") from None
 
 
 def implemented_hooks(plugin: object) -> list[str]:

@@ -169,6 +169,23 @@ class PluginManager(pluggy.PluginManager):
             raise PluginError(f"{self._culprit(caller, err)} failed in hook {hook_name}: "
                               f"{type(err).__name__}: {err}") from err
 
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call an observer hook plugin by plugin, in pluggy's order: ``(plugin name,
+        result)`` pairs, so a result can be checked and blamed on the plugin it came from."""
+        answers = []
+        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
+            others = [p for p in self.get_plugins() if p is not impl.plugin]
+            caller = self.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                results = caller(**kwargs)
+            except (MinidlError, KeyboardInterrupt):
+                raise
+            except BaseException as err:  # SystemExit included: say which plugin
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name}: "
+                                  f"{type(err).__name__}: {err}") from err
+            answers.append((impl.plugin_name, results[0] if results else None))
+        return answers
+
     def _culprit(self, caller: Any, err: BaseException) -> str:
         """Which implementation of the hook raised ``err`` (from its traceback)."""
         codes = {getattr(i.function, "__code__", None): i.plugin for i in caller.get_hookimpls()}

@@ -47,7 +47,6 @@ class Trainer(loop.Trainer):
                  ranks: DataParallel | None = None) -> None:
         self.config = config
         plugins = [loop.import_plugin(spec) for spec in config.plugins]
-        strategy = config.normalization.resolve()
         split_rng, init_rng, shuffle_rng, dropout_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(config.train.seed).spawn(4))
         self.data: Data = build_data(config.data, config.loss.name, config.model.outputs,
@@ -71,7 +70,8 @@ class Trainer(loop.Trainer):
             val_data=self.data.val,
             metrics={} if task.kind == "regression" else {"accuracy": task.accuracy},
             epochs=config.train.epochs, accumulate=config.train.accumulate,
-            strategy=strategy, scheduler=scheduler, output_dir=config.output.dir or None,
+            strategy=config.normalization, scheduler=scheduler,
+            output_dir=config.output.dir or None,
             checkpoint_every=config.output.checkpoint_every, quiet=quiet, plugins=plugins,
             dtype=dtype, generators=[dropout_rng], ranks=ranks)
         self.dropout_rng = dropout_rng

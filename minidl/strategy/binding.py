@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from minidl.errors import PluginError
 from minidl.hookspecs import SUM_OVER_RANKS, RankCombine, StrategyInfo
-from minidl.pluginmanager import PluginManager
+from minidl.pluginmanager import DEFAULT_PLUGINS, PluginManager
 
 
 def bind_hook(pm: PluginManager, plugin: object, hook_name: str) -> Callable[..., Any]:
@@ -38,7 +38,9 @@ def bind_hook(pm: PluginManager, plugin: object, hook_name: str) -> Callable[...
         if not impls:
             return None
         try:
-            if function is not None and not pm.monitored:
+            # Through pluggy only while it watches (tracing) and the plugin is registered:
+            # a trainer registers a strategy plugin only while it fits.
+            if function is not None and (not pm.monitored or not pm.is_registered(plugin)):
                 return function(*[kwargs[name] for name in argnames])
             results = through_pluggy(**kwargs)  # a list: these hooks are not firstresult
             return results[0] if results else None
@@ -69,6 +71,9 @@ class Strategy:
     def __init__(self, pm: PluginManager, plugin: object, info: StrategyInfo,
                  options: BaseModel | None) -> None:
         self.plugin_name = pm.get_name(plugin)
+        #: A built-in strategy's formulas are tested here; a plugin's results are checked
+        #: for NaN, so a broken formula is blamed on its plugin, not on the learning rate.
+        self.built_in = self.plugin_name in DEFAULT_PLUGINS
         self.name, self.info, self.options = info.name, info, options
         #: Two strategies are the same normalization when plugin and options match.
         self.key = (self.plugin_name, None if options is None else options.model_dump_json())
@@ -118,6 +123,12 @@ class Strategy:
             raise PluginError(f"plugin {self.plugin_name!r} returned {shown} from hook "
                               f"minidl_leaf_grad; it must return an array of the leaf's shape "
                               f"{leaf.data.shape}")
+        if not self.built_in and not np.isfinite(value).all() and np.isfinite(new_grad).all() \
+                and (grad is None or np.isfinite(grad).all()):
+            raise PluginError(f"plugin {self.plugin_name!r} returned NaN or inf from hook "
+                              "minidl_leaf_grad for finite gradients (count "
+                              f"{count:g}, new_count {new_count:g}): its formula is at fault, "
+                              "not the learning rate; check it with mdl.testing.check_strategy")
         return value
 
     def combine_ranks(self, count: float, world_size: int) -> RankCombine:

@@ -17,7 +17,7 @@ from minidl import nn, storage
 from minidl.data import DataLoader, Dataset
 from minidl.distributed.training import DataParallel
 from minidl.errors import (InvalidTypeError, InvalidValueError, OutputDirError, OutputWriteError,
-                           TrainingDiverged)
+                           PluginError, TrainingDiverged)
 from minidl.gradmode import no_grad
 from minidl.optim import Optimizer
 from minidl.optim.diagnostics import divergence_hint
@@ -102,10 +102,11 @@ class Trainer:
         self.metrics = _named_metrics(metrics)
         self.epochs, self.accumulate = epochs, accumulate
         self.checkpoint_every, self.quiet = checkpoint_every, quiet
-        self._strategy = resolve_strategy(strategy) if strategy is not None else None
+        self._strategy, scoped = _resolve_scoped(strategy)
         self.extra_generators = list(generators)
         self.pm = get_plugin_manager()
-        self._plugins = self._import_plugins(plugins)
+        # Plugins a run names (its strategy's included) are registered only while it fits.
+        self._plugins = self._import_plugins(plugins) + scoped
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -183,8 +184,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", refresh=False)
-                if any(observe("minidl_epoch_end", trainer=self, epoch=self.epoch,
-                               metrics=metrics)):
+                if self._plugin_stops(metrics):
                     break
         finally:
             if bar is not None:
@@ -214,7 +214,7 @@ class Trainer:
             if not np.isfinite(cost.data):
                 raise TrainingDiverged(
                     f"the loss became {float(cost.data)} at epoch {self.epoch + 1}, step "
-                    f"{self.step + 1}: {divergence_hint(self.dtype, self.optimizer)}")
+                    f"{self.step + 1}: {self._divergence_hint(strategy)}")
             cost.backward()
             pending.append(float(cost.data))
             loss_sum += total
@@ -240,6 +240,25 @@ class Trainer:
         if self.val_data is not None:
             metrics.update(self.evaluate(self.val_data, prefix="val_"))
         return metrics
+
+    def _divergence_hint(self, strategy: Strategy) -> str:
+        hint = divergence_hint(self.dtype, self.optimizer)
+        if strategy.built_in:
+            return hint
+        return (f"{hint}; or the strategy {strategy.name!r} (plugin {strategy.plugin_name!r}) "
+                "may be at fault: check it with mdl.testing.check_strategy")
+
+    def _plugin_stops(self, metrics: dict[str, float]) -> bool:
+        """Ask ``minidl_epoch_end`` whether to stop: any plugin's True stops; anything but
+        True, False or None is that plugin's mistake, named."""
+        answers = self.pm.call_each("minidl_epoch_end", trainer=self, epoch=self.epoch,
+                                    metrics=metrics)
+        for plugin, answer in answers:
+            if answer is not None and not isinstance(answer, (bool, np.bool_)):
+                raise PluginError(f"plugin {plugin!r} returned {answer!r:.80} from hook "
+                                  "minidl_epoch_end; it must return True (stop training), "
+                                  "False or None")
+        return any(bool(answer) for _, answer in answers)
 
     def _optimizer_step(self, costs: list[float]) -> None:
         self.ranks.combine(self.model.parameters(), self.strategy)  # the step's all-reduce
@@ -365,6 +384,22 @@ class Trainer:
                     else "no checkpoint was written by this run")
             raise OutputWriteError(f"cannot write {target.name} in {target.parent} at epoch "
                                    f"{self.epoch} ({err.strerror or err}); {kept}") from None
+
+
+def _resolve_scoped(strategy: Any) -> tuple[Strategy | None, list[tuple[str | None, object]]]:
+    """Resolve a run's strategy; a plugin this registers (a ``.py`` file or dotted path
+    named for this run) is unregistered again and returned, to be active only while
+    the run fits, so its observer hooks never fire for another trainer."""
+    if strategy is None:
+        return None, []
+    pm = get_plugin_manager()
+    before = set(pm.get_plugins())
+    resolved = resolve_strategy(strategy)
+    scoped = []
+    for plugin in [p for p in pm.get_plugins() if p not in before]:
+        scoped.append((pm.get_name(plugin), plugin))
+        pm.unregister(plugin)
+    return resolved, scoped
 
 
 def import_plugin(spec: str) -> tuple[str, object]:
