@@ -16,12 +16,15 @@ import numpy as np
 
 from minidl.errors import ShapeError
 from minidl.ops import batch_reduce, linear, relu, sigmoid, tanh
+from minidl.ops.conv import conv1d, conv2d
 from minidl.ops.elementwise import as_tensor
 from minidl.ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
+from minidl.ops.pool import adaptive_avg_pool2d, avg_pool2d, flatten, max_pool2d
 from minidl.tensor import Tensor
 
 __all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "linear", "log_softmax",
            "mse_loss", "relu", "sigmoid", "softmax", "tanh"]
+__all__ += ["adaptive_avg_pool2d", "avg_pool2d", "conv1d", "conv2d", "flatten", "max_pool2d"]
 
 REDUCTIONS = ("batch", "none")
 
