@@ -1,15 +1,20 @@
 """Convolutions (cross-correlations, as in torch): ``conv2d`` and ``conv1d``.
 
-The forward is im2col plus one matrix product: every kh x kw window of the padded input
-is copied once into a column matrix (the windows are a strided view, see ``windows.py``),
-and the kernels multiply it in a single BLAS call per group. The backward reuses those
-columns for the weight gradient, and scatters the column gradient back onto the image
-(col2im) for the input gradient. No Python loop runs over the batch.
+How it is computed, and why (the layout decides the speed):
 
-Layout: the columns are stored channel-major, (C*kh*kw, N*OH*OW), so the product with the
-(O, C*kh*kw) kernels gives (O, N*OH*OW) directly. The result is returned as an (N, O, OH,
-OW) *view* of that (O, N, OH, OW) array: copying it to NCHW memory would cost a pass over
-the output, and the next conv's im2col reads channel-major memory faster anyway.
+* Activations are kept in *rows-first* memory, (H, N, W, C), and shown as (N, C, H, W)
+  views: every (row, image, column) position is one matrix row, every channel a column,
+  so each product below is a tall, narrow matrix product, the shape BLAS runs fastest.
+* Forward: the kw-wide windows along the width are copied once (``sliding_window_view``,
+  (Hp, N, OW, kw, C): kw times the input, not kh*kw times as full im2col), and the output
+  is the sum over the kh kernel rows p of (rows p.. of those windows) @ (kernel row p).
+  That is im2col split by kernel row: the same arithmetic as one big product, with a
+  kh-times smaller copy.
+* Weight gradient: the same windows, transposed, times the output gradient, per kernel row.
+* Input gradient: for stride 1 along the width, a transposed convolution along the width
+  (windows of the zero-padded output gradient times the flipped kernels, one product)
+  whose kh rows are added back at their row offsets; otherwise the general col2im: one
+  product, then a scatter-add per kernel offset. No Python loop runs over the batch.
 """
 
 from __future__ import annotations
@@ -17,13 +22,29 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from minidl.autograd import Function
 from minidl.dtypes import accumulator
 from minidl.errors import ShapeError
 from minidl.ops.elementwise import as_tensor
-from minidl.ops.windows import Geometry, as_pair, pad, scatter_windows, unpad, windows
+from minidl.ops.windows import Geometry, as_pair
 from minidl.tensor import Tensor
+
+
+def _grouped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, g, K) @ (g, K, J) per group -> (M, g*J): one BLAS call when g is 1."""
+    if a.shape[1] == 1:
+        return a[:, 0, :] @ b[0]
+    out = np.matmul(a.transpose(1, 0, 2), b)  # (g, M, J)
+    return out.transpose(1, 0, 2).reshape(a.shape[0], -1)
+
+
+def _kernel_row(strips: np.ndarray, p: int, geometry: Geometry, oh: int) -> np.ndarray:
+    """The windows kernel row p sees, as an (OH*N*OW, g, kw*Cg) matrix (a view at stride 1)."""
+    (dh, _), (sh, _) = geometry.dilation, geometry.stride
+    rows = strips[p * dh: p * dh + sh * (oh - 1) + 1: sh]
+    return rows.reshape(-1, *strips.shape[2:])
 
 
 class Conv2d(Function):
@@ -31,50 +52,113 @@ class Conv2d(Function):
 
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
                 geometry: Geometry, groups: int) -> np.ndarray:
-        n, _, height, width = x.shape
-        out_channels = weight.shape[0]
+        n, channels, height, width = x.shape
+        out_channels, group_channels, kh, kw = weight.shape
         oh, ow = geometry.output_size(height, width, "conv2d")
+        (ph, pw), (_, sw), (_, dw) = geometry.padding, geometry.stride, geometry.dilation
         dtype = np.result_type(x, weight)
         work = accumulator(dtype)  # float16 multiplies in float32, as torch's CPU conv does
-        padded = pad(x, geometry.padding)
-        # im2col: the one copy of the windows, channel-major (C, kh, kw, N, OH, OW).
-        view = windows(padded, geometry, (oh, ow)).transpose(1, 4, 5, 0, 2, 3)
-        cols = np.ascontiguousarray(view, dtype=work).reshape(groups, -1, n * oh * ow)
-        kernels = weight.astype(work, copy=False).reshape(groups, out_channels // groups, -1)
-        out = (kernels[0] @ cols[0] if groups == 1 else kernels @ cols)
-        out = out.reshape(out_channels, n, oh, ow)
+        rows = x.transpose(2, 0, 3, 1)  # (H, N, W, C): free when x came from a conv
+        if ph or pw:
+            rows = np.pad(rows, ((ph, ph), (0, 0), (pw, pw), (0, 0)))
+        # (Hp, N, OW, C, kw) windows along the width, copied once as (Hp, N*OW, g, kw*Cg).
+        view = sliding_window_view(rows, dw * (kw - 1) + 1, axis=2)[:, :, ::sw][:, :, :ow]
+        view = view[..., ::dw].reshape(*view.shape[:3], groups, group_channels, kw)
+        strips = np.ascontiguousarray(view.transpose(0, 1, 2, 3, 5, 4), dtype=work)
+        strips = strips.reshape(rows.shape[0], n * ow, groups, kw * group_channels)
+        # kernel row p of group g as a (kw*Cg, O/g) matrix: (kh, g, kw*Cg, O/g)
+        kernels = weight.astype(work, copy=False).reshape(
+            groups, out_channels // groups, group_channels, kh, kw).transpose(3, 0, 4, 2, 1)
+        kernels = kernels.reshape(kh, groups, kw * group_channels, out_channels // groups)
+        out = _grouped(_kernel_row(strips, 0, geometry, oh), kernels[0])
+        for p in range(1, kh):
+            out += _grouped(_kernel_row(strips, p, geometry, oh), kernels[p])
         if bias is not None:
-            out += bias.astype(work, copy=False)[:, None, None, None]
-        self.geometry, self.groups, self.padded_shape = geometry, groups, padded.shape
-        self.weight_shape, self.has_bias = weight.shape, bias is not None
-        self.cols, self.kernels = cols, kernels
-        return out.astype(dtype, copy=False).transpose(1, 0, 2, 3)
+            out += bias.astype(work, copy=False)
+        self.geometry, self.groups, self.x_shape = geometry, groups, x.shape
+        self.weight, self.has_bias, self.strips, self.work = weight, bias is not None, strips, work
+        # (OH*N*OW, O) rows-first -> an (N, O, OH, OW) view
+        return out.astype(dtype, copy=False).reshape(oh, n, ow, out_channels).transpose(
+            1, 3, 0, 2)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         needs_x, needs_w = self.needs_input_grad[:2]
-        cols, kernels, groups = self.cols, self.kernels, self.groups
-        out_channels = self.weight_shape[0]
-        # (O, N, OH, OW): free when grad kept the forward's channel-major memory.
-        channel_major = np.ascontiguousarray(grad.transpose(1, 0, 2, 3), dtype=cols.dtype)
-        g = channel_major.reshape(groups, out_channels // groups, -1)
+        n, out_channels, oh, ow = grad.shape
+        groups, work = self.groups, self.work
+        # (OH*N*OW, O): free when grad kept the forward's rows-first memory
+        g = np.ascontiguousarray(grad.transpose(2, 0, 3, 1), dtype=work).reshape(-1, out_channels)
         grad_x = grad_w = grad_b = None
         if needs_w:
-            grad_w = (g[0] @ cols[0].T if groups == 1
-                      else g @ cols.transpose(0, 2, 1)).reshape(self.weight_shape)
+            grad_w = self._weight_grad(g)
         if self.has_bias and self.needs_input_grad[2]:
-            grad_b = g.reshape(out_channels, -1).sum(axis=1)
+            grad_b = np.ones(g.shape[0], dtype=work) @ g  # column sums, as one BLAS gemv
         if needs_x:
-            grad_cols = (kernels[0].T @ g[0] if groups == 1
-                         else kernels.transpose(0, 2, 1) @ g)
-            n, channels = self.padded_shape[:2]
-            kh, kw = self.geometry.kernel
-            grad_cols = grad_cols.reshape(channels, kh, kw, n, *grad.shape[2:])
-            padded = scatter_windows(grad_cols, self.geometry, self.padded_shape,
-                                     channels_first=True)
-            grad_x = unpad(padded, self.geometry.padding)
+            if self.geometry.stride[1] == 1:
+                padded = self._input_grad_transposed(g.reshape(oh, n, ow, out_channels))
+            else:
+                padded = self._input_grad_scattered(g.reshape(oh, n, ow, out_channels))
+            (ph, pw), hp, wp = self.geometry.padding, padded.shape[0], padded.shape[2]
+            grad_x = padded[ph: hp - ph, :, pw: wp - pw].transpose(1, 3, 0, 2)
         if self.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
+
+    def _weight_grad(self, g: np.ndarray) -> np.ndarray:
+        out_channels, group_channels, kh, kw = self.weight.shape
+        groups, oh = self.groups, g.shape[0] // (self.strips.shape[1])
+        by_group = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
+        rows = []
+        for p in range(kh):
+            x_rows = _kernel_row(self.strips, p, self.geometry, oh)  # (M, g, kw*Cg)
+            rows.append(np.matmul(x_rows.transpose(1, 2, 0), by_group))  # (g, kw*Cg, O/g)
+        stacked = np.stack(rows).reshape(kh, groups, kw, group_channels, out_channels // groups)
+        return stacked.transpose(1, 4, 3, 0, 2).reshape(self.weight.shape)
+
+    def _input_grad_transposed(self, g: np.ndarray) -> np.ndarray:
+        """Stride 1 along the width: each padded-input row is a 1-D transposed convolution
+        of output-gradient rows; kernel row p adds it at row offset p*dh (one product)."""
+        out_channels, group_channels, kh, kw = self.weight.shape
+        groups, (oh, n, ow, _) = self.groups, g.shape
+        (dh, dw), (sh, _) = self.geometry.dilation, self.geometry.stride
+        span = dw * (kw - 1)
+        padded_g = np.zeros((oh, n, ow + 2 * span, out_channels), dtype=g.dtype)
+        padded_g[:, :, span: span + ow] = g
+        view = sliding_window_view(padded_g, span + 1, axis=2)[..., ::dw]  # (OH,N,Wp,O,kw)
+        wp = view.shape[2]
+        view = view.reshape(oh, n, wp, groups, out_channels // groups, kw)
+        cols = np.ascontiguousarray(view.transpose(0, 1, 2, 3, 5, 4)).reshape(
+            oh * n * wp, groups, kw * (out_channels // groups))
+        # flipped kernels, (g, kw*O/g, kh*Cg): window element j meets kernel column kw-1-j
+        flipped = self.weight.astype(self.work, copy=False)[..., ::-1].reshape(
+            groups, out_channels // groups, group_channels, kh, kw).transpose(0, 4, 1, 3, 2)
+        flipped = flipped.reshape(groups, kw * (out_channels // groups), kh * group_channels)
+        rows = _grouped(cols, flipped).reshape(oh, n, wp, groups, kh, group_channels)
+        hp = self.x_shape[2] + 2 * self.geometry.padding[0]
+        padded = np.zeros((hp, n, wp, groups * group_channels), dtype=self.work)
+        for p in range(kh):
+            padded[p * dh: p * dh + sh * (oh - 1) + 1: sh] += rows[:, :, :, :, p].reshape(
+                oh, n, wp, -1)
+        return padded
+
+    def _input_grad_scattered(self, g: np.ndarray) -> np.ndarray:
+        """Any stride: every window element's gradient in one product, then added back
+        where it came from, one strided add per kernel offset (col2im)."""
+        out_channels, group_channels, kh, kw = self.weight.shape
+        groups, (oh, n, ow, _) = self.groups, g.shape
+        (dh, dw), (sh, sw) = self.geometry.dilation, self.geometry.stride
+        kernels = self.weight.astype(self.work, copy=False).reshape(
+            groups, out_channels // groups, group_channels * kh * kw)
+        cols = _grouped(g.reshape(-1, groups, out_channels // groups), kernels).reshape(
+            oh, n, ow, groups, group_channels, kh, kw)
+        (ph, pw), height, width = self.geometry.padding, *self.x_shape[2:]
+        padded = np.zeros((height + 2 * ph, n, width + 2 * pw, groups * group_channels),
+                          dtype=self.work)
+        for p in range(kh):
+            rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+            for q in range(kw):
+                columns = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+                padded[rows, :, columns] += cols[..., p, q].reshape(oh, n, ow, -1)
+        return padded
 
 
 class Conv1d(Conv2d):

@@ -1,13 +1,13 @@
 """Sliding windows over the two spatial axes of an (N, C, H, W) array, and their adjoint.
 
-Convolution and pooling both read every kh x kw window of a (padded) image. ``windows``
+Pooling reads every kh x kw window of a (padded) image. ``windows``
 returns them as a strided *view* (no copy): ``np.lib.stride_tricks.sliding_window_view``
 over the padded image, then steps for the stride and the dilation. ``scatter_windows`` is
 its adjoint (col2im): it adds a value per window element back onto the image, one
 vectorized add per kernel offset (kh x kw of them), never a Python loop over the batch.
 
-Also here: the checks of the geometry arguments (kernel, stride, padding, dilation)
-shared by ``conv2d`` and the pooling ops.
+Also here: the geometry (kernel, stride, padding, dilation) and its checks, shared by
+``conv2d`` and the pooling ops.
 """
 
 from __future__ import annotations
@@ -81,29 +81,21 @@ def windows(padded: np.ndarray, geometry: Geometry, out_size: Pair) -> np.ndarra
     return view[:, :, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, ::dh, ::dw]
 
 
-def scatter_windows(values: np.ndarray, geometry: Geometry, padded_shape: tuple[int, ...],
-                    channels_first: bool = False) -> np.ndarray:
-    """The adjoint of ``windows``: add each window element's value back where it came from.
-
-    ``values`` has shape (N, C, kh, kw, OH, OW), or (C, kh, kw, N, OH, OW) when
-    ``channels_first`` (the layout of the convolution's column gradient). Returns the
-    padded image gradient of ``padded_shape`` (N, C, Hp, Wp); with ``channels_first`` it
-    is built as (C, N, Hp, Wp) and returned as a transposed view, to avoid a copy.
-    Overlapping windows accumulate.
+def scatter_windows(values: np.ndarray, geometry: Geometry,
+                    padded_shape: tuple[int, ...]) -> np.ndarray:
+    """The adjoint of ``windows`` (col2im): add each window element's value back where it
+    came from. ``values`` has shape (N, C, kh, kw, OH, OW); returns the gradient of the
+    padded (N, C, Hp, Wp) image. Overlapping windows accumulate.
     """
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
-    n, c, hp, wp = padded_shape
     oh, ow = values.shape[-2:]
-    out = np.zeros((c, n, hp, wp) if channels_first else (n, c, hp, wp), dtype=values.dtype)
+    out = np.zeros(padded_shape, dtype=values.dtype)
     for p in range(kh):
         rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
         for q in range(kw):
             cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
-            if channels_first:
-                out[:, :, rows, cols] += values[:, p, q]
-            else:
-                out[:, :, rows, cols] += values[:, :, p, q]
-    return out.transpose(1, 0, 2, 3) if channels_first else out
+            out[:, :, rows, cols] += values[:, :, p, q]
+    return out
 
 
 def unpad(x: np.ndarray, padding: Pair) -> np.ndarray:

@@ -84,6 +84,7 @@ CONV2D_CASES = [
     ((2, 2, 5, 6), (2, 1, 1), (2, 2), (0, 0), (1, 1), 1, True),       # 1x1, stride skips pixels
     ((2, 2, 4, 3), (3, 4, 3), (1, 1), (0, 0), (1, 1), 1, True),       # kernel = whole image
     ((3, 1, 6, 6), (2, 3, 3), (3, 3), (2, 1), (1, 1), 1, True),       # stride > 1 with padding
+    ((1, 4, 6, 7), (4, 2, 3), (1, 2), (0, 1), (2, 1), 2, True),       # groups, column stride
 ]
 
 
