@@ -40,11 +40,38 @@ def _grouped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out.transpose(1, 0, 2).reshape(a.shape[0], -1)
 
 
-def _kernel_row(strips: np.ndarray, p: int, geometry: Geometry, oh: int) -> np.ndarray:
-    """The windows kernel row p sees, as an (OH*N*OW, g, kw*Cg) matrix (a view at stride 1)."""
-    (dh, _), (sh, _) = geometry.dilation, geometry.stride
-    rows = strips[p * dh: p * dh + sh * (oh - 1) + 1: sh]
-    return rows.reshape(-1, *strips.shape[2:])
+#: Below this many columns per kernel row (kw * C/groups), the kernel rows are folded into
+#: the one copy too (full im2col): a product with so short an inner dimension runs far
+#: below BLAS speed, and the copy of so few channels is cheap.
+FOLD_BELOW = 32
+
+
+def _unfold(rows: np.ndarray, geometry: Geometry, out_size: tuple[int, int], groups: int,
+            fold: bool, dtype: np.dtype) -> np.ndarray:
+    """The one copy of the windows of the padded (Hp, N, Wp, C) input: along the width,
+    (Hp, N*OW, g, kw*Cg); or, with ``fold``, with the kernel rows in too (OH, N*OW, g,
+    kh*kw*Cg)."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
+    (oh, ow), n, group_channels = out_size, rows.shape[1], rows.shape[3] // groups
+    if fold:
+        view = sliding_window_view(rows, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(0, 2))
+        view = view[::sh][:oh, :, ::sw][:, :, :ow][..., ::dh, ::dw]  # (OH, N, OW, C, kh, kw)
+        view = view.reshape(oh, n, ow, groups, group_channels, kh, kw)
+        view = view.transpose(0, 1, 2, 3, 5, 6, 4)
+    else:
+        view = sliding_window_view(rows, dw * (kw - 1) + 1, axis=2)[:, :, ::sw][:, :, :ow]
+        view = view[..., ::dw].reshape(*view.shape[:3], groups, group_channels, kw)
+        view = view.transpose(0, 1, 2, 3, 5, 4)
+    strips = np.ascontiguousarray(view, dtype=dtype)
+    return strips.reshape(strips.shape[0], n * ow, groups, -1)
+
+
+def _row_slices(geometry: Geometry, oh: int, fold: bool) -> list[slice]:
+    """Which rows of the unfolded input each kernel row reads (one slice if folded)."""
+    if fold:
+        return [slice(0, oh)]
+    (kh, _), (sh, _), (dh, _) = geometry.kernel, geometry.stride, geometry.dilation
+    return [slice(p * dh, p * dh + sh * (oh - 1) + 1, sh) for p in range(kh)]
 
 
 class Conv2d(Function):
@@ -55,28 +82,29 @@ class Conv2d(Function):
         n, channels, height, width = x.shape
         out_channels, group_channels, kh, kw = weight.shape
         oh, ow = geometry.output_size(height, width, "conv2d")
-        (ph, pw), (_, sw), (_, dw) = geometry.padding, geometry.stride, geometry.dilation
+        ph, pw = geometry.padding
         dtype = np.result_type(x, weight)
         work = accumulator(dtype)  # float16 multiplies in float32, as torch's CPU conv does
         rows = x.transpose(2, 0, 3, 1)  # (H, N, W, C): free when x came from a conv
         if ph or pw:
             rows = np.pad(rows, ((ph, ph), (0, 0), (pw, pw), (0, 0)))
-        # (Hp, N, OW, C, kw) windows along the width, copied once as (Hp, N*OW, g, kw*Cg).
-        view = sliding_window_view(rows, dw * (kw - 1) + 1, axis=2)[:, :, ::sw][:, :, :ow]
-        view = view[..., ::dw].reshape(*view.shape[:3], groups, group_channels, kw)
-        strips = np.ascontiguousarray(view.transpose(0, 1, 2, 3, 5, 4), dtype=work)
-        strips = strips.reshape(rows.shape[0], n * ow, groups, kw * group_channels)
-        # kernel row p of group g as a (kw*Cg, O/g) matrix: (kh, g, kw*Cg, O/g)
+        fold = kw * group_channels < FOLD_BELOW
+        strips = _unfold(rows, geometry, (oh, ow), groups, fold, work)
+        # kernel row p of group g as a (kw*Cg, O/g) matrix, (kh, g, kw*Cg, O/g); folded,
+        # all rows as one (kh*kw*Cg, O/g) matrix per group
         kernels = weight.astype(work, copy=False).reshape(
-            groups, out_channels // groups, group_channels, kh, kw).transpose(3, 0, 4, 2, 1)
-        kernels = kernels.reshape(kh, groups, kw * group_channels, out_channels // groups)
-        out = _grouped(_kernel_row(strips, 0, geometry, oh), kernels[0])
-        for p in range(1, kh):
-            out += _grouped(_kernel_row(strips, p, geometry, oh), kernels[p])
+            groups, out_channels // groups, group_channels, kh, kw)
+        kernels = kernels.transpose(0, 3, 4, 2, 1) if fold else kernels.transpose(3, 0, 4, 2, 1)
+        kernels = kernels.reshape(1 if fold else kh, groups, -1, out_channels // groups)
+        slices = _row_slices(geometry, oh, fold)
+        out = _grouped(strips[slices[0]].reshape(-1, *strips.shape[2:]), kernels[0])
+        for rows_p, kernel_p in zip(slices[1:], kernels[1:]):
+            out += _grouped(strips[rows_p].reshape(-1, *strips.shape[2:]), kernel_p)
         if bias is not None:
             out += bias.astype(work, copy=False)
         self.geometry, self.groups, self.x_shape = geometry, groups, x.shape
         self.weight, self.has_bias, self.strips, self.work = weight, bias is not None, strips, work
+        self.fold, self.slices = fold, slices
         # (OH*N*OW, O) rows-first -> an (N, O, OH, OW) view
         return out.astype(dtype, copy=False).reshape(oh, n, ow, out_channels).transpose(
             1, 3, 0, 2)
@@ -105,14 +133,19 @@ class Conv2d(Function):
 
     def _weight_grad(self, g: np.ndarray) -> np.ndarray:
         out_channels, group_channels, kh, kw = self.weight.shape
-        groups, oh = self.groups, g.shape[0] // (self.strips.shape[1])
+        groups, strips = self.groups, self.strips
         by_group = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
         rows = []
-        for p in range(kh):
-            x_rows = _kernel_row(self.strips, p, self.geometry, oh)  # (M, g, kw*Cg)
-            rows.append(np.matmul(x_rows.transpose(1, 2, 0), by_group))  # (g, kw*Cg, O/g)
-        stacked = np.stack(rows).reshape(kh, groups, kw, group_channels, out_channels // groups)
-        return stacked.transpose(1, 4, 3, 0, 2).reshape(self.weight.shape)
+        for rows_p in self.slices:
+            x_rows = strips[rows_p].reshape(-1, *strips.shape[2:])  # (M, g, K)
+            rows.append(np.matmul(x_rows.transpose(1, 2, 0), by_group))  # (g, K, O/g)
+        if self.fold:  # (1, g, kh*kw*Cg, O/g)
+            stacked = rows[0].reshape(groups, kh, kw, group_channels, -1)
+        else:  # (kh, g, kw*Cg, O/g)
+            stacked = np.stack(rows).reshape(kh, groups, kw, group_channels, -1)
+            stacked = stacked.transpose(1, 0, 2, 3, 4)
+        # (g, kh, kw, Cg, O/g) -> (O, Cg, kh, kw)
+        return stacked.transpose(0, 4, 3, 1, 2).reshape(self.weight.shape)
 
     def _input_grad_transposed(self, g: np.ndarray) -> np.ndarray:
         """Stride 1 along the width: each padded-input row is a 1-D transposed convolution

@@ -14,7 +14,17 @@ from hypothesis import strategies as st
 
 import minidl as mdl
 import minidl.nn.functional as F
+import minidl.ops.conv
 from minidl.errors import ShapeError
+
+
+@pytest.fixture(params=["by kernel row", "full im2col"])
+def unfolding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with both ways conv2d copies its windows: along the width with one product
+    per kernel row (wide inputs), and with the kernel rows folded in (few channels)."""
+    monkeypatch.setattr(minidl.ops.conv, "FOLD_BELOW", 0 if request.param == "by kernel row"
+                        else 10 ** 9)
+    return request.param
 
 
 def naive_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
@@ -93,7 +103,7 @@ CONV2D_CASES = [
                          CONV2D_CASES)
 def test_conv2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, int],
                 padding: tuple[int, int], dilation: tuple[int, int], groups: int, bias: bool,
-                dtype: Any) -> None:
+                dtype: Any, unfolding: str) -> None:
     rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
     o, kh, kw = w_shape
     x = make("normal", x_shape, dtype, rng)
@@ -120,7 +130,8 @@ def test_conv2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tupl
 def test_conv2d_random_geometry(n: int, groups: int, cg: int, og: int, h: int, w: int,
                                 kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int,
                                 dw: int, seed: int) -> None:
-    """Any geometry whose kernel fits the padded input: float64, with bias."""
+    """Any geometry whose kernel fits the padded input: float64, with bias, both ways of
+    unfolding."""
     if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
         return
     rng = np.random.default_rng(seed)
@@ -128,11 +139,18 @@ def test_conv2d_random_geometry(n: int, groups: int, cg: int, og: int, h: int, w
     weight = rng.standard_normal((groups * og, cg, kh, kw))
     bias = rng.standard_normal(groups * og)
     geometry = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
-    check_op(lambda *t: F.conv2d(*t, **geometry),
-             lambda a, b, c: naive_conv2d(a, b, c, **geometry), [x, weight, bias], seed=seed)
+    saved = minidl.ops.conv.FOLD_BELOW  # hypothesis runs this many times: no monkeypatch
+    for fold_below in (0, 10 ** 9):
+        minidl.ops.conv.FOLD_BELOW = fold_below
+        try:
+            check_op(lambda *t: F.conv2d(*t, **geometry),
+                     lambda a, b, c: naive_conv2d(a, b, c, **geometry), [x, weight, bias],
+                     seed=seed)
+        finally:
+            minidl.ops.conv.FOLD_BELOW = saved
 
 
-def test_conv2d_stack_through_relu() -> None:
+def test_conv2d_stack_through_relu(unfolding: str) -> None:
     """Two convs with relu between: the first conv's channel-major output flows on."""
     rng = np.random.default_rng(7)
     x = make("normal", (2, 1, 7, 6), np.float32, rng)
@@ -182,7 +200,7 @@ CONV1D_CASES = [  # (N, C, L), (O, k), stride, padding, dilation, groups, bias
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups, bias",
                          CONV1D_CASES)
 def test_conv1d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, padding: int,
-                dilation: int, groups: int, bias: bool, dtype: Any) -> None:
+                dilation: int, groups: int, bias: bool, dtype: Any, unfolding: str) -> None:
     rng = np.random.default_rng(sum(x_shape))
     o, k = w_shape
     inputs = [make("normal", x_shape, dtype, rng),
