@@ -33,11 +33,18 @@ from minidl.tensor import Tensor
 
 
 def _grouped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(M, g, K) @ (g, K, J) per group -> (M, g*J): one BLAS call when g is 1."""
+    """(M, g, K) @ (g, K, J) per group -> (M, g*J).
+
+    One 2-D product per group: numpy runs a stacked matmul of these strided operands
+    without BLAS, many times slower."""
     if a.shape[1] == 1:
         return a[:, 0, :] @ b[0]
-    out = np.matmul(a.transpose(1, 0, 2), b)  # (g, M, J)
-    return out.transpose(1, 0, 2).reshape(a.shape[0], -1)
+    return np.concatenate([a[:, i, :] @ b[i] for i in range(a.shape[1])], axis=1)
+
+
+def _grouped_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, g, K) and (M, g, J) -> (g, K, J): a.T @ b per group, summed over the M rows."""
+    return np.stack([a[:, i, :].T @ b[:, i, :] for i in range(a.shape[1])])
 
 
 #: Below this many columns per kernel row (kw * C/groups), the kernel rows are folded into
@@ -134,11 +141,11 @@ class Conv2d(Function):
     def _weight_grad(self, g: np.ndarray) -> np.ndarray:
         out_channels, group_channels, kh, kw = self.weight.shape
         groups, strips = self.groups, self.strips
-        by_group = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
+        by_group = g.reshape(-1, groups, out_channels // groups)
         rows = []
         for rows_p in self.slices:
             x_rows = strips[rows_p].reshape(-1, *strips.shape[2:])  # (M, g, K)
-            rows.append(np.matmul(x_rows.transpose(1, 2, 0), by_group))  # (g, K, O/g)
+            rows.append(_grouped_outer(x_rows, by_group))  # (g, K, O/g)
         if self.fold:  # (1, g, kh*kw*Cg, O/g)
             stacked = rows[0].reshape(groups, kh, kw, group_channels, -1)
         else:  # (kh, g, kw*Cg, O/g)
