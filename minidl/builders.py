@@ -1,7 +1,8 @@
-"""From config sections to objects: data splits, the MLP, its loss and its optimizer."""
+"""From config sections to objects: data splits, the MLP or LeNet, its loss and its optimizer."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,6 +16,8 @@ from minidl.nn import functional as F
 from minidl.tensor import Tensor
 
 TASKS = ("binary", "multiclass", "regression")
+#: Channels of the two convolution blocks of model.name = "lenet".
+LENET_CHANNELS = (32, 64)
 
 
 @dataclass
@@ -130,12 +133,16 @@ def infer_task(targets: np.ndarray, loss_name: str, outputs: int | None, source:
 def build_model(config: ModelConfig, inputs: int, outputs: int,
                 init_rng: np.random.Generator, dropout_rng: np.random.Generator,
                 dtype: Any) -> nn.Sequential:
-    """An MLP: Linear, activation (and dropout) per hidden layer, then a Linear output."""
+    """An MLP: Linear, activation (and dropout) per hidden layer, then a Linear output;
+    with ``name = "lenet"``, two convolution blocks before them (``lenet_features``)."""
     activations = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
     init = config.init if config.init != "auto" else (
         "he" if config.activation == "relu" else "xavier")
     layers: list[nn.Module] = []
     width = inputs
+    if config.name == "lenet":
+        layers, width = lenet_features(inputs, activations[config.activation], init,
+                                       init_rng, dtype)
     for size in config.hidden:
         layers += [nn.Linear(width, size, init=init, generator=init_rng, dtype=dtype),
                    activations[config.activation]()]
@@ -144,6 +151,25 @@ def build_model(config: ModelConfig, inputs: int, outputs: int,
         width = size
     layers.append(nn.Linear(width, outputs, init="xavier", generator=init_rng, dtype=dtype))
     return nn.Sequential(*layers)
+
+
+def lenet_features(inputs: int, activation: type[nn.Module], init: str,
+                   init_rng: np.random.Generator, dtype: Any) -> tuple[list[nn.Module], int]:
+    """A LeNet-style feature extractor for rows of ``inputs`` pixels of square one-channel
+    images: unflatten, then (3x3 conv, activation, 2x2 max-pool) with 32 and 64 channels,
+    flatten. Returns the layers and the number of features they give."""
+    side = math.isqrt(inputs)
+    if side * side != inputs or side < 4:
+        raise DataError(f"model.name = \"lenet\" needs square one-channel images of at least "
+                        f"4x4 pixels, one row of pixels per example; the data has {inputs} "
+                        "features per example. Use model.name = \"mlp\" for other data")
+    layers: list[nn.Module] = [nn.Unflatten(1, (1, side, side))]
+    channels = 1
+    for width in LENET_CHANNELS:
+        layers += [nn.Conv2d(channels, width, 3, padding=1, init=init, generator=init_rng,
+                             dtype=dtype), activation(), nn.MaxPool2d(2)]
+        channels, side = width, side // 2
+    return layers + [nn.Flatten()], channels * side * side
 
 
 def build_optimizer(config: OptimizerConfig, params: list[Tensor]) -> optim.Optimizer:

@@ -50,6 +50,10 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
+    name: Literal["mlp", "lenet"] = Field(
+        "mlp", description="mlp: Linear layers; lenet: two blocks of 3x3 conv (32, then 64 "
+        "channels), activation and 2x2 max-pool on square one-channel images (e.g. 64 "
+        "features: 8x8), then the hidden Linear layers")
     hidden: list[int] = Field(default_factory=lambda: [4], description="hidden layer sizes")
     activation: Literal["tanh", "relu", "sigmoid"] = "tanh"
     init: Literal["auto", "xavier", "he"] = Field(
