@@ -29,6 +29,12 @@ def test_the_python_api_example_runs(capsys):
     assert printed.strip().startswith("[")
 
 
+def test_the_cnn_example_prints_what_its_comment_says(capsys):
+    block = next(b for b in _python_blocks() if "nn.Conv2d" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == "(4, 10) (8, 1, 3, 3)"
+
+
 def test_the_custom_strategy_example_works_as_printed(tmp_path, capsys):
     block = next(b for b in _python_blocks() if "minidl_cost_scale" in b)
     path = tmp_path / "readme_strategy.py"
