@@ -113,8 +113,9 @@ def test_flatten(shape: tuple[int, ...], start: int, end: int,
     assert result.out.shape == expected
 
 
-def test_pooling_of_the_channel_major_output_of_conv2d() -> None:
-    """conv2d returns a transposed view; pooling and flatten take it as any array."""
+def test_pooling_of_the_rows_first_output_of_conv2d() -> None:
+    """conv2d returns a transposed view of (H, N, W, C) memory; pooling and flatten take it
+    as any array."""
     rng = np.random.default_rng(4)
     x = make("normal", (2, 1, 6, 6), np.float64, rng)
     w = make("normal", (3, 1, 3, 3), np.float64, rng)
