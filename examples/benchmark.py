@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--smoke", action="store_true", help="1 round of 3 steps, no warm-up: "
                        "checks that the script runs (CI); its times mean nothing")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--only", action="append", choices=["tiny", "mlp-b128", "mlp-b1024", "conv"],
+    parser.add_argument("--only", action="append",
+                        choices=["tiny", "mlp-b128", "mlp-b1024", "conv"],
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--rounds", type=int, help="timing rounds per implementation "
                         "(default 15, 5 with --quick, 1 with --smoke)")

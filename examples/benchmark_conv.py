@@ -4,9 +4,10 @@ its im2col takes.
 Workload (float32, batch 64): x of 1x28x28 -> conv 8 channels 5x5 (+ bias) -> conv 16
 channels 5x5 (+ bias); backward from a fixed random output gradient to both weights and
 biases (the input needs no gradient), as a LeNet's first two layers train. Both sides run
-it from the same arrays; before timing, their outputs and gradients are compared with
-a tolerance relative to each array's largest value. Then rounds alternate (the order flips every round) and the report
-gives the median of the per-round ratios minidl / torch, with its interquartile range.
+it from the same arrays; before timing, their outputs and gradients are compared, with a
+tolerance relative to each array's largest value. Then rounds alternate (the order flips
+every round) and the report gives the median of the per-round ratios minidl / torch, with
+its interquartile range.
 
 Memory: ``tracemalloc`` (numpy reports its buffers to it) measures the peak of new
 allocations during conv2d forward, and forward + backward, of the second layer at batch
