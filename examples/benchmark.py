@@ -19,6 +19,10 @@ Networks (float32):
                random data from a seeded generator, lr 0.01;
 * ``mlp-b1024`` the same net, batch 1024.
 
+A separate section (``benchmark_conv.py``, ``--only conv``) times conv2d forward+backward
+against torch's CPU conv (the issue-12 aim: at most 1.5x), when torch is installed
+(``pip install -e ".[bench]"``), and measures im2col's memory at batch 256.
+
 Before timing, both implementations start from identical weights: their costs
 and gradients on one batch, and their weights after one SGD step, are compared
 with ``np.allclose``; the script exits with status 1 if they differ (a
@@ -32,6 +36,7 @@ fastest rounds.
     python examples/benchmark.py --quick          # a few seconds
     python examples/benchmark.py --json           # results as JSON on stdout
     python examples/benchmark.py --only tiny --profile   # cProfile the minidl step
+    python examples/benchmark.py --only conv      # conv2d against torch only
     python examples/benchmark.py --smoke          # 1 round of 3 steps: runs at all? (CI)
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python examples/benchmark.py
 
@@ -55,8 +60,11 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 # Siblings: `python examples/benchmark.py` puts this file's folder first on sys.path.
+from benchmark_conv import bench_conv, im2col_memory, print_conv_report
 from benchmark_machine import BLAS_ENV_VARS, OtherLoad, blas_probe_gflops, loadavg, machine_info
 from benchmark_nets import ATOL, RTOL, MinidlNet, NumpyNet, Spec, check_gradients, make_specs
+from benchmark_timing import iqr as _iqr
+from benchmark_timing import per_step_seconds
 
 #: The aims from the issue: ratio of medians, minidl / numpy.
 AIMS = {"tiny": 2.5, "mlp-b128": 1.15}
@@ -65,32 +73,6 @@ AIMS = {"tiny": 2.5, "mlp-b128": 1.15}
 # =========================================================================================
 # Timing
 # =========================================================================================
-
-def per_step_seconds(run: Callable[[int], None], budget_s: float) -> float:
-    """A noise-resistant estimate of one step's time: the best of a few short timings.
-
-    Runs ``run`` in doubling batches until a batch takes ``budget_s / 8``, then
-    repeats that batch; the minimum per step is kept, so one stall of the machine
-    cannot make the rounds too short.
-    """
-    steps, elapsed = 1, 0.0
-    while steps < 1 << 20:
-        start = time.perf_counter()
-        run(steps)
-        elapsed = time.perf_counter() - start
-        if elapsed >= budget_s / 8:
-            break
-        steps *= 2
-    best = elapsed / steps
-    spent = elapsed
-    while spent < budget_s:
-        start = time.perf_counter()
-        run(steps)
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        best = min(best, elapsed / steps)
-    return best
-
 
 def bench(spec: Spec, rounds: int, round_s: float, warmup_s: float, seed: int) -> dict[str, Any]:
     with OtherLoad() as load:
@@ -134,13 +116,6 @@ def _bench(spec: Spec, rounds: int, round_s: float, warmup_s: float, seed: int) 
             "params_finite_after": bool(finite)}
 
 
-def _iqr(values: list[float]) -> float:
-    if len(values) < 4:
-        return max(values) - min(values)
-    q = statistics.quantiles(values, n=4)
-    return q[2] - q[0]
-
-
 # =========================================================================================
 # Reporting and CLI
 # =========================================================================================
@@ -177,7 +152,8 @@ def print_report(machine: dict[str, Any], checks: dict[str, Any],
         print(f"  {name:<10} {verdict}  (cost {check['cost']:.6f}, {check['dtype']}, "
               f"max rel grad diff {check['max_rel_grad_diff']:.1e})")
     if not results:
-        print("\nno timing: the gradient check failed")
+        if checks:
+            print("\nno timing: the gradient check failed")
         return
     print("\nmedian time per training step (zero_grad + forward + cost + backward + SGD)")
     print(f"  {'net':<10} {'batch':>5} {'rounds x steps':>15} {'minidl':>12} {'numpy':>12} "
@@ -236,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--smoke", action="store_true", help="1 round of 3 steps, no warm-up: "
                        "checks that the script runs (CI); its times mean nothing")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--only", action="append", choices=["tiny", "mlp-b128", "mlp-b1024"],
+    parser.add_argument("--only", action="append",
+                        choices=["tiny", "mlp-b128", "mlp-b1024", "conv"],
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--rounds", type=int, help="timing rounds per implementation "
                         "(default 15, 5 with --quick, 1 with --smoke)")
@@ -257,13 +234,26 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     results = [] if failed else [bench(spec, rounds, round_s, warmup_s, args.seed)
                                  for spec in specs]
+    conv = memory = None
+    if not args.only or "conv" in args.only:
+        with OtherLoad() as load:
+            conv = bench_conv(rounds, round_s, warmup_s, args.seed)
+        conv["other_processes_cpu_share"] = load.fraction
+        memory = im2col_memory()
     machine["loadavg_at_end"] = loadavg()
     machine["blas_probe_gflops_at_end"] = blas_probe_gflops()
     if args.json:
         print(json.dumps({"machine": machine, "gradient_check": checks, "results": results,
+                          "conv": conv and {**conv, "memory": memory},
                           "command": [sys.executable, *sys.argv]}, indent=2, default=str))
     else:
         print_report(machine, checks, results)
+        if conv is not None and memory is not None:
+            print_conv_report(conv, memory)
+    if conv is not None and not conv.get("check", {"ok": True})["ok"]:
+        print("conv2d: minidl and torch compute different things, so no timing was done",
+              file=sys.stderr)
+        return 1
     if failed:
         print(f"gradient check failed for {', '.join(failed)}: minidl and the numpy baseline "
               "compute different things, so no timing was done", file=sys.stderr)

@@ -74,8 +74,8 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str | None = Field(None, description="a named model: mlp (built in, the default) "
-                             "or one a plugin provides (minidl_models)")
+    name: str | None = Field(None, description="a named model: mlp (built in, the default), "
+                             "lenet (built in) or one a plugin provides (minidl_models)")
     factory: str | None = Field(None, description="or your own: \"package.module:function\" "
                                 "or \"file.py:function\" returning an nn.Module")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the "

@@ -37,6 +37,12 @@ def test_the_python_api_example_runs(capsys):
     assert printed.strip().startswith("[")
 
 
+def test_the_cnn_example_prints_what_its_comment_says(capsys):
+    block = next(b for b in _python_blocks() if "nn.Conv2d" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == "(4, 10) (8, 1, 3, 3)"
+
+
 def test_the_custom_strategy_example_works_as_printed(tmp_path, capsys):
     block = next(b for b in _python_blocks() if "sqrt-m" in b)
     path = tmp_path / "readme_strategy.py"
@@ -112,7 +118,7 @@ def test_the_model_factory_config_example_is_valid(tmp_path):
 
 def test_every_python_block_is_run_by_a_test():
     selectors = ["minidl_cost_scale", "lr_scheduler", "nn.LSTM", "class Net(mdl.nn.Module)",
-                 "mdl.Trainer(",
+                 "mdl.Trainer(", "nn.Conv2d",
                  "steplog"]  # the example observer: tests/test_readme_plugins.py runs it
     blocks = _python_blocks()
     unrun = [b.splitlines()[0] for b in blocks[1:] if not any(s in b for s in selectors)]

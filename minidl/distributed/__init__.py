@@ -94,5 +94,5 @@ def allreduce_sum(values: Any) -> np.ndarray:
 
 
 __all__ = ["DataParallel", "abort_on_failure", "allreduce_gradients", "allreduce_sum",
-           "broadcast_parameters", "combine_gradients", "is_main", "launched_by_mpi", "rank", "shard", "shard_batches",
-           "shard_bounds", "simulate_ranks", "world", "world_size"]
+           "broadcast_parameters", "combine_gradients", "is_main", "launched_by_mpi", "rank",
+           "shard", "shard_batches", "shard_bounds", "simulate_ranks", "world", "world_size"]

@@ -30,11 +30,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from minidl import nn
 from minidl.errors import ConfigError, InvalidTypeError, PluginError
+from minidl.models.lenet import lenet
 from minidl.models.mlp import mlp
 from minidl.pluginloading import file_module_name, import_file
 
 #: Models every installation has, by name.
-BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp}
+BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "lenet": lenet}
 #: Values a factory may ask for by parameter name; they come from the run, not the options.
 CONTEXT = ("inputs", "outputs", "generator", "dtype")
 #: Attribute where a built model keeps {"factory", "options", "context"}.
@@ -47,7 +48,7 @@ def registered_models(plugins: Iterable[object] = ()) -> dict[str, Callable[...,
     plugins, and ``plugins`` imported for a run but not registered yet).
 
     >>> sorted(registered_models())
-    ['mlp']
+    ['lenet', 'mlp']
     """
     from minidl.pluginmanager import get_plugin_manager
 

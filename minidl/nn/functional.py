@@ -17,16 +17,19 @@ import numpy as np
 from minidl.errors import InvalidTypeError, InvalidValueError, ShapeError
 from minidl.ops import linear, relu, sigmoid, tanh
 from minidl.ops.activation import gelu, leaky_relu
+from minidl.ops.conv import conv1d, conv2d
 from minidl.ops.elementwise import as_tensor
 from minidl.ops.embedding import embedding
 from minidl.ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
 from minidl.ops.norm import batch_norm, layer_norm
+from minidl.ops.pool import adaptive_avg_pool2d, avg_pool2d, flatten, max_pool2d
 from minidl.strategy import batch_reduce
 from minidl.tensor import Tensor
 
-__all__ = ["batch_norm", "binary_cross_entropy_with_logits", "cross_entropy", "embedding",
-           "gelu", "layer_norm", "leaky_relu", "linear", "log_softmax", "mse_loss", "relu",
-           "sigmoid", "softmax", "tanh"]
+__all__ = ["adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits",
+           "conv1d", "conv2d", "cross_entropy", "embedding", "flatten", "gelu", "layer_norm",
+           "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "relu", "sigmoid",
+           "softmax", "tanh"]
 
 REDUCTIONS = ("batch", "none")
 

@@ -63,16 +63,16 @@ def strategy_index(pm: PluginManager | None = None) -> dict[str, tuple[object, S
     if lookups.index is not None:
         return lookups.index
     index: dict[str, tuple[object, StrategyInfo]] = {}
-    for plugin_name, plugin in _strategy_plugins(pm):
+    for registered_name, plugin in _strategy_plugins(pm):
         info = bind_hook(pm, plugin, "minidl_strategy_info")()
         if not isinstance(info, StrategyInfo):
-            raise PluginError(f"plugin {plugin_name!r} returned {info!r} from hook "
+            raise PluginError(f"plugin {registered_name!r} returned {info!r} from hook "
                               "minidl_strategy_info; it must return a minidl.StrategyInfo")
         for key in (info.name, *info.aliases):
             if key in index and index[key][0] is not plugin:
                 other = pm.get_name(index[key][0])
                 raise PluginError(f"strategy name {key!r} is claimed by both plugin "
-                                  f"{other!r} and plugin {plugin_name!r}; uninstall one")
+                                  f"{other!r} and plugin {registered_name!r}; uninstall one")
             index[key] = (plugin, info)
     lookups.index = index
     return index

@@ -128,7 +128,7 @@ class _TinyModels:
 
 
 def test_hook_minidl_models(plugin_manager, tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown model 'tiny'; known models: mlp"):
+    with pytest.raises(ConfigError, match=r"unknown model 'tiny'; known models: lenet, mlp"):
         Trainer(_config("model.name=tiny"))
     plugin_manager.register(_TinyModels(), name="tiny-models")
     trainer = Trainer(_config("model.name=tiny", f"output.dir={tmp_path}"))
@@ -136,7 +136,7 @@ def test_hook_minidl_models(plugin_manager, tmp_path):
     trainer.fit()
     loaded = mdl.load(tmp_path / "model.npz")  # rebuilt by name, through the hook
     np.testing.assert_array_equal(loaded.weight.data, trainer.model.weight.data)
-    assert sorted(mdl.models.registered_models()) == ["mlp", "tiny"]
+    assert sorted(mdl.models.registered_models()) == ["lenet", "mlp", "tiny"]
 
     plugin_manager.register(_TinyModels(), name="tiny-again")
     with pytest.raises(PluginError, match="model name 'tiny' is claimed by both"):

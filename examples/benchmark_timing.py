@@ -1,0 +1,59 @@
+"""Timing helpers shared by the benchmarks: a noise-resistant per-step estimate (to size
+rounds), interleaved rounds of several implementations, and the interquartile range.
+
+Used by ``benchmark.py`` and ``benchmark_conv.py`` beside this file.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def per_step_seconds(run: Callable[[int], None], budget_s: float) -> float:
+    """A noise-resistant estimate of one step's time: the best of a few short timings.
+
+    Runs ``run`` in doubling batches until a batch takes ``budget_s / 8``, then
+    repeats that batch; the minimum per step is kept, so one stall of the machine
+    cannot make the rounds too short.
+    """
+    steps, elapsed = 1, 0.0
+    while steps < 1 << 20:
+        start = time.perf_counter()
+        run(steps)
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget_s / 8:
+            break
+        steps *= 2
+    best = elapsed / steps
+    spent = elapsed
+    while spent < budget_s:
+        start = time.perf_counter()
+        run(steps)
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        best = min(best, elapsed / steps)
+    return best
+
+
+def alternating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
+                       steps: int) -> dict[str, list[float]]:
+    """Seconds per step of each implementation in each round; the order flips every round,
+    so that machine noise hits all of them alike and each round gives one paired ratio."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            runs[name](steps)
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
+def iqr(values: list[float]) -> float:
+    """Interquartile range (the full range below 4 values)."""
+    if len(values) < 4:
+        return max(values) - min(values)
+    q = statistics.quantiles(values, n=4)
+    return q[2] - q[0]
