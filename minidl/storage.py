@@ -1,9 +1,11 @@
 """Files that matter are written atomically: a temp file beside the target, then rename.
 
 A crash or Ctrl-C mid-write leaves the previous file whole, never half a file.
-Checkpoints are ``.npz`` archives of arrays plus one JSON entry of metadata (no pickle);
-the metadata carries a SHA-256 checksum of every array and of itself, so a reader can
-tell a damaged or edited file from a good one.
+Checkpoints are ``.npz`` archives of arrays plus one JSON entry of metadata (no pickle,
+so reading one runs no code); the metadata carries a SHA-256 checksum of every array and
+of itself, so a reader can tell a damaged file from a good one. Anyone can recompute
+the checksum of an edited file: it proves integrity, not origin, which is why resuming
+never imports the plugins a checkpoint's config names on its own (``minidl.resume``).
 """
 
 from __future__ import annotations
