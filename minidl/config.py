@@ -205,6 +205,8 @@ class OutputConfig(Section):
                      "and checkpoints go; empty to write nothing")
     checkpoint_every: Int = Field(0, ge=0, description="epochs between checkpoints; "
                                   "0 = ten per run")
+    overwrite: Bool = Field(False, description="a new run replaces another run's checkpoint "
+                            "in dir (refused by default)")
 
 
 class Config(Section):

@@ -1,9 +1,11 @@
 """Files that matter are written atomically: a temp file beside the target, then rename.
 
 A crash or Ctrl-C mid-write leaves the previous file whole, never half a file.
-Checkpoints are ``.npz`` archives of arrays plus one JSON entry of metadata (no pickle);
-the metadata carries a SHA-256 checksum of every array and of itself, so a reader can
-tell a damaged or edited file from a good one.
+Checkpoints are ``.npz`` archives of arrays plus one JSON entry of metadata (no pickle,
+so reading one runs no code); the metadata carries a SHA-256 checksum of every array and
+of itself, so a reader can tell a damaged file from a good one. Anyone can recompute
+the checksum of an edited file: it proves integrity, not origin, which is why resuming
+never imports the plugins a checkpoint's config names on its own (``minidl.resume``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from minidl.errors import CheckpointError
 from minidl.npz import ArchiveError, read_npz
 
 _META_KEY = "__meta__"
+#: The name ``_create_temp`` gives a temp file beside ``NAME``: ``.NAME.<12 hex digits>.tmp``.
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 _CHECKSUM_KEY = "checksum"
 
 
@@ -61,6 +66,27 @@ def _create_temp(path: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def remove_stale_temps(directory: str | Path) -> list[str]:
+    """Delete the temp files a killed writer left in ``directory``; returns their names.
+
+    Only names ``_create_temp`` makes are touched. Call it only where no other process is
+    writing (a run's own output directory).
+    """
+    removed = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if TEMP_NAME.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except OSError:  # best effort: a leftover temp file is litter, not damage
+                pass
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:

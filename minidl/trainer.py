@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from minidl import models, storage
 from minidl.builders import Data, build_data, build_model, build_optimizer, build_scheduler
-from minidl.config import Config, config_to_toml, validate_config
+from minidl.config import Config, config_to_toml
 from minidl.data import DataLoader
 from minidl.distributed.training import DataParallel
-from minidl.errors import CheckpointError, ConfigError, OutputDirError, TrainingDiverged
+from minidl.errors import OutputDirError, TrainingDiverged
 from minidl.manifest import CHECKPOINT_NAME, resolve_resume
 from minidl.resources import check_fits, run_bytes
+from minidl.resume import resume_config
 from minidl.training import checkpoint, loop
 
 __all__ = ["CHECKPOINT_NAME", "OutputDirError", "Trainer", "TrainingDiverged"]
@@ -42,6 +43,8 @@ class Trainer(loop.Trainer):
 
     output_dir_setting = ("output.dir", "choose another with --set output.dir=PATH, or "
                           "output.dir= to write nothing")
+    occupied_exits = ("pass --overwrite (output.overwrite = true in a config)",
+                      "minidl train --resume {directory}")
 
     def __init__(self, config: Config, quiet: bool = True,
                  ranks: DataParallel | None = None) -> None:
@@ -73,33 +76,33 @@ class Trainer(loop.Trainer):
             strategy=config.normalization, scheduler=scheduler,
             output_dir=config.output.dir or None,
             checkpoint_every=config.output.checkpoint_every, quiet=quiet, plugins=plugins,
-            dtype=dtype, generators=[dropout_rng], ranks=ranks)
+            dtype=dtype, generators=[dropout_rng], overwrite=config.output.overwrite,
+            ranks=ranks)
         self.dropout_rng = dropout_rng
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"config": self.config.model_dump(mode="json")}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, quiet: bool = True) -> Trainer:
+    def from_checkpoint(cls, path: str | Path, quiet: bool = True, *,
+                        config: Config | Mapping[str, Any] | None = None,
+                        trust_plugins: bool = False,
+                        ranks: DataParallel | None = None) -> Trainer:
         """A trainer restored from a checkpoint, ready to continue ``fit()``.
 
         ``path`` is a checkpoint or a run directory; anything wrong with the file is a
-        ``CheckpointError`` (a ``ValueError``) naming it.
+        ``CheckpointError`` (a ``ValueError``) naming it. The plugins, strategy file or
+        model factory the checkpoint's config names are imported only if ``config`` (the
+        config the run started with; only ``output`` may differ) or ``trust_plugins``
+        says so (``minidl.resume``). Outputs go to ``config``'s ``output.dir``, else to the
+        run directory holding the checkpoint.
         """
         resolved, notes = resolve_resume(path)
         arrays, meta = checkpoint.read(resolved)
-        if meta.config is None:
-            raise CheckpointError(f"{resolved} was written by mdl.Trainer from Python, without "
-                                  "a config; resume it there: build the same trainer and call "
-                                  "trainer.fit(resume=path)")
-        try:
-            config = validate_config(meta.config)
-        except ConfigError as err:
-            raise CheckpointError(f"{resolved}: the config it holds does not validate now: "
-                                  f"{err}") from None
-        trainer = cls(config, quiet=quiet)
-        trainer.load_checkpoint(resolved)
-        trainer.resume_notes = notes + trainer.resume_notes
+        trainer = cls(resume_config(meta.config, resolved, config, trust_plugins), quiet=quiet,
+                      ranks=ranks)
+        trainer.restore_checkpoint(resolved, arrays, meta)
+        trainer.resume_notes = notes
         return trainer
 
     def write_final_files(self, directory: Path, final: dict[str, Any],

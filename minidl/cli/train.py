@@ -9,19 +9,34 @@ from pathlib import Path
 from typing import Any
 
 from minidl.cli.main import UsageError, reading_user_input
-from minidl.config import config_to_toml, load_config
+from minidl.config import apply_override, config_to_toml, load_config, read_config_file
 from minidl.manifest import CHECKPOINT_NAME
 from minidl.storage import json_safe
 from minidl.trainer import Trainer
 
 
-def load_args_config(args: argparse.Namespace) -> Any:
-    """The config from CONFIG, --set and --strategy; a bad one is a UsageError."""
+def _overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.set or [])
     if getattr(args, "strategy", None):
         overrides.append(f"normalization.strategy={args.strategy}")
+    return overrides
+
+
+def load_args_config(args: argparse.Namespace) -> Any:
+    """The config from CONFIG, --set and --strategy; a bad one is a UsageError."""
     with reading_user_input():  # a strategy plugin that cannot load fails while validating
-        return load_config(args.config, overrides)
+        return load_config(args.config, _overrides(args))
+
+
+def raw_args_config(args: argparse.Namespace) -> dict[str, Any] | None:
+    """CONFIG with --set and --strategy applied, as data (nothing validated or imported);
+    None when none of them is given."""
+    if not (args.config or args.set or args.strategy):
+        return None
+    raw = read_config_file(args.config) if args.config else {}
+    for assignment in _overrides(args):
+        apply_override(raw, assignment)
+    return raw
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -33,15 +48,17 @@ def _train(args: argparse.Namespace) -> int:
     ranks = DataParallel()  # every rank of an mpiexec launch, or this process alone
     quiet = args.quiet or args.json or not ranks.is_writer
     with agreed(ranks.group), reading_user_input():  # bad input: one message, on one rank
-        if args.resume:
-            if args.config or args.set or args.strategy:
-                raise UsageError("--resume continues a run with its own saved config; "
-                                 "drop CONFIG, --set and --strategy")
-            trainer = Trainer.from_checkpoint(args.resume, quiet=quiet)
+        if args.resume:  # the checkpoint's config is read as data: see minidl.resume
+            trainer = Trainer.from_checkpoint(
+                args.resume, quiet=quiet, config=raw_args_config(args),
+                trust_plugins=args.trust_checkpoint_plugins, ranks=ranks)
             for note in trainer.resume_notes if ranks.is_writer else ():
                 print(f"note: {note}", file=sys.stderr)
         else:
+            if args.trust_checkpoint_plugins:
+                raise UsageError("--trust-checkpoint-plugins goes with --resume PATH")
             trainer = Trainer(load_args_config(args), quiet=quiet, ranks=ranks)
+        trainer.overwrite = trainer.overwrite or args.overwrite
     try:
         with abort_on_failure(ranks.group, debug=args.debug):  # any rank failing ends all
             final = trainer.fit()  # a MinidlError here (NaN loss, a plugin failing) exits 1
@@ -113,7 +130,15 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--resume", type=Path, metavar="PATH",
                        help="continue from a run directory (its manifest.json names the set) "
-                   "or its checkpoint.npz, to the same final weights")
+                       "or its checkpoint.npz, to the same final weights; with CONFIG (and "
+                       "--set), which must match the run's own, outputs go to its output.dir, "
+                       "else to the checkpoint's directory")
+    train.add_argument("--trust-checkpoint-plugins", action="store_true",
+                       help="with --resume and no CONFIG: import the plugins, strategy file "
+                       "or model factory the checkpoint names (code runs, as with import)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="a new run may replace another run's checkpoint in output.dir "
+                       "(same as --set output.overwrite=true)")
     train.add_argument("--nproc", type=int, metavar="N",
                        help="train data-parallel on N processes: starts mpiexec -n N (needs "
                        "pip install 'minidl[mpi]'); or run mpiexec -n N minidl train yourself")

@@ -1,5 +1,6 @@
 """Training any model: the one training loop (``Trainer``) and its checkpoints."""
 
-from minidl.training.loop import CHECKPOINT_NAME, Trainer
+from minidl.manifest import CHECKPOINT_NAME
+from minidl.training.loop import Trainer
 
 __all__ = ["CHECKPOINT_NAME", "Trainer"]

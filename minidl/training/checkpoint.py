@@ -44,6 +44,7 @@ class CheckpointMeta(_Strict):
 
     format: int
     config: dict[str, Any] | None = None  # minidl train's; None from mdl.Trainer
+    run_id: str | None = None  # the run's random id, kept across resumes
     epoch: Annotated[int, Field(ge=0)]
     step: Annotated[int, Field(ge=0)]
     optimizer: _OptimizerMeta
@@ -66,6 +67,7 @@ def save(trainer: Trainer, path: str | Path, extra: dict[str, Any]) -> None:
     meta = {
         "format": FORMAT,
         **extra,
+        "run_id": trainer.run_id,
         "epoch": trainer.epoch, "step": trainer.step,
         "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
         "scheduler": None if trainer.scheduler is None else trainer.scheduler.state_dict(),

@@ -16,8 +16,8 @@ import numpy as np
 from minidl import nn, storage
 from minidl.data import DataLoader, Dataset
 from minidl.distributed.training import DataParallel
-from minidl.errors import (InvalidTypeError, InvalidValueError, OutputDirError, OutputWriteError,
-                           PluginError, TrainingDiverged)
+from minidl.errors import (InvalidTypeError, InvalidValueError, OutputDirError, PluginError,
+                           TrainingDiverged)
 from minidl.gradmode import no_grad
 from minidl.optim import Optimizer
 from minidl.optim.diagnostics import divergence_hint
@@ -26,14 +26,12 @@ from minidl.pluginmanager import get_plugin_manager
 from minidl.strategy import Strategy, normalization, resolve_strategy
 from minidl.tensor import Tensor, from_numpy
 from minidl.training.batch_loss import cost_and_total
-from minidl.manifest import CHECKPOINT_NAME, commit_checkpoint, resolve_resume, write_manifest
-from minidl.training import checkpoint
-from minidl.training.checkpoint import history_columns
+from minidl.training.outputs import RunOutputs
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
-class Trainer:
+class Trainer(RunOutputs):
     """Fit any ``Module``, as a PyTorch user writes the loop, with nothing left out.
 
     ``loss`` is a loss module or a function of ``(outputs, targets)`` returning
@@ -45,6 +43,8 @@ class Trainer:
     one active when ``fit`` runs) normalizes every batch; ``scheduler`` steps once per
     epoch. With ``output_dir``, checkpoints and ``metrics.json`` are written there,
     atomically; ``fit(resume=path)`` continues a checkpoint to the same final weights.
+    A new run refuses an ``output_dir`` that holds another run's checkpoint unless
+    ``overwrite=True`` (which deletes that run's files first).
 
     >>> import numpy as np, minidl as mdl
     >>> X, y = mdl.data.moons(n=200)
@@ -58,9 +58,6 @@ class Trainer:
     True
     """
 
-    #: How an unusable output directory is named in the error, and what to do instead.
-    output_dir_setting = ("output_dir", "choose another, or output_dir=None to write nothing")
-
     def __init__(self, model: nn.Module, loss: Callable[..., Tensor], optimizer: Optimizer,
                  train_data: Dataset | Iterable[tuple[Tensor, Tensor]],
                  val_data: Dataset | DataLoader | None = None,
@@ -70,7 +67,7 @@ class Trainer:
                  strategy: str | Strategy | None = None, scheduler: Any = None,
                  output_dir: str | Path | None = None, checkpoint_every: int = 0,
                  quiet: bool = False, plugins: Sequence[Any] = (), dtype: Any = None,
-                 generators: Sequence[np.random.Generator] = (),
+                 generators: Sequence[np.random.Generator] = (), overwrite: bool = False,
                  ranks: DataParallel | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidTypeError(f"Trainer: model must be a minidl nn.Module, got "
@@ -102,6 +99,11 @@ class Trainer:
         self.metrics = _named_metrics(metrics)
         self.epochs, self.accumulate = epochs, accumulate
         self.checkpoint_every, self.quiet = checkpoint_every, quiet
+        if not isinstance(overwrite, bool):
+            raise InvalidTypeError(f"Trainer: overwrite must be True or False, got {overwrite!r}")
+        self.overwrite = overwrite
+        self.run_id: str | None = None  # chosen when a new run starts; a resume keeps its own
+        self._resumed_from: Path | None = None  # the checkpoint this trainer was restored from
         self._strategy, scoped = _resolve_scoped(strategy)
         self.extra_generators = list(generators)
         self.pm = get_plugin_manager()
@@ -151,6 +153,7 @@ class Trainer:
         """
         if resume is not None:
             self.load_checkpoint(resume)
+        self._open_output_dir()
         strategy = self.strategy  # fixed for the whole run
         added = []
         try:
@@ -311,79 +314,13 @@ class Trainer:
         return tqdm(total=self.epochs, initial=self.epoch, unit="epoch", file=sys.stderr,
                     desc=f"training ({self.strategy.name})", mininterval=0.2)
 
-    # ---- files -------------------------------------------------------------------------
+    # ---- files (the rest: training/outputs.py) ------------------------------------
     def generators(self) -> list[np.random.Generator]:
         """Every random generator the run draws from, in a fixed order (for checkpoints)."""
         loader = getattr(self.loader, "generator", None)
         dropouts = [m.generator for _, m in self.model.named_modules()
                     if isinstance(m, nn.Dropout)]
         return [*([loader] if loader is not None else []), *self.extra_generators, *dropouts]
-
-    def checkpoint_meta(self) -> dict[str, Any]:
-        """Extra metadata for checkpoints (a config-built trainer adds its config)."""
-        return {}
-
-    def save_checkpoint(self, path: str | Path) -> None:
-        """Weights, optimizer and scheduler state, epoch, history and RNG states, written
-        atomically to ``path`` (``fit`` checkpoints ``output_dir`` by itself)."""
-        path = Path(path)
-        self._write(path, lambda: checkpoint.save(self, path, self.checkpoint_meta()))
-
-    def checkpoint_run(self) -> None:
-        """Checkpoint into ``output_dir`` so that a kill at any moment leaves its manifest
-        naming a whole checkpoint (``minidl.manifest``)."""
-        directory = self.output_dir
-        if directory is None:
-            return
-        self._write(directory / CHECKPOINT_NAME, lambda: commit_checkpoint(
-            directory, lambda path: checkpoint.save(self, path, self.checkpoint_meta()),
-            self.epoch, self.step))
-        self.checkpoint_epoch = self.epoch
-
-    def load_checkpoint(self, path: str | Path) -> None:
-        """Restore ``save_checkpoint``'s state into this trainer (built the same way).
-
-        ``path`` is a checkpoint or a run directory (its manifest's checkpoint).
-        """
-        path, self.resume_notes = resolve_resume(path)
-        arrays, meta = checkpoint.read(path)
-        checkpoint.restore(self, arrays, meta, path)
-        if self.output_dir is not None and _same_file(path.parent, self.output_dir):
-            self.checkpoint_epoch = self.epoch
-
-    def write_outputs(self, final: dict[str, Any]) -> None:
-        """The run's final files, each written atomically and stamped with its epoch and
-        step, then the manifest naming them with the checkpoint of the same epoch."""
-        directory = self.output_dir
-        if directory is None:
-            return
-        if self.checkpoint_epoch != self.epoch:  # e.g. a plugin stopped the run early
-            self.checkpoint_run()
-        stamp = {"epoch": self.epoch, "step": self.step}
-        names = self.write_final_files(directory, final, stamp)
-        named = resolve_resume(directory)[0].relative_to(directory).as_posix()
-        self._write(directory / "manifest.json", lambda: write_manifest(
-            directory, [named, *names], self.epoch, self.step))
-
-    def write_final_files(self, directory: Path, final: dict[str, Any],
-                          stamp: dict[str, int]) -> list[str]:
-        """Write the final outputs (here ``metrics.json``); returns their names."""
-        self._write(directory / "metrics.json", lambda: storage.atomic_write_json(
-            directory / "metrics.json",
-            {**stamp, "final": final, "history": history_columns(self.history)}))
-        return ["metrics.json"]
-
-    def _write(self, target: Path, write: Callable[[], Any]) -> None:
-        """Run one atomic write; an ``OSError`` becomes one ``OutputWriteError`` message."""
-        try:
-            write()
-        except OSError as err:
-            kept = (f"the checkpoint of epoch {self.checkpoint_epoch} is still loadable: "
-                    f"minidl train --resume {self.output_dir}"
-                    if self.checkpoint_epoch is not None and self.output_dir is not None
-                    else "no checkpoint was written by this run")
-            raise OutputWriteError(f"cannot write {target.name} in {target.parent} at epoch "
-                                   f"{self.epoch} ({err.strerror or err}); {kept}") from None
 
 
 def _resolve_scoped(strategy: Any) -> tuple[Strategy | None, list[tuple[str | None, object]]]:
@@ -446,9 +383,3 @@ def _named_metrics(metrics: Any) -> dict[str, Metric]:
             raise InvalidTypeError(f"Trainer: metric {name!r} is not callable")
     return named
 
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return False

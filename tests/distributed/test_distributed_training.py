@@ -95,8 +95,9 @@ def test_resume_reaches_the_same_final_weights_as_an_uninterrupted_run(runs, tmp
                       MINIDL_TEST_STOP_AT="3")
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(stopped.stdout)["epochs"] == 3
-    resumed = run_mpi(2, minidl_command("train", "--resume", str(tmp_path / "r"), "--json"),
-                      cwd=tmp_path)
+    # The run names a plugin (the stopper); resuming imports it only when trusted.
+    resumed = run_mpi(2, minidl_command("train", "--resume", str(tmp_path / "r"), "--json",
+                                        "--trust-checkpoint-plugins"), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["epochs"] == 6
     straight, again = _weights(root / "two"), _weights(tmp_path / "r")
