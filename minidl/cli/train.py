@@ -107,7 +107,9 @@ def _print_summary(final: dict[str, Any], trainer: Trainer) -> None:
     print(f"{', '.join(p for p in parts if p)}  "
           f"({final['epochs']} epochs, {final['steps']} steps, strategy {final['strategy']!r})")
     if trainer.output_dir:
-        print(f"model, config and metrics in {trainer.output_dir}/")
+        before = (f" (the run before is in {trainer.moved_aside}/)" if trainer.moved_aside
+                  else "")
+        print(f"model, config and metrics in {trainer.output_dir}/{before}")
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -5,10 +5,15 @@ trainer's model, optimizer, epoch, step and ``output_dir``). Every write is atom
 the directory's ``manifest.json`` names the set that belongs together
 (``minidl.manifest``). A run owns its directory: a new run refuses one that holds
 another run's checkpoint unless told to overwrite it, and clears what a killed run left.
+The one exception is a directory named ``latest`` (``minidl train``'s default,
+``runs/latest``): it always holds the newest run, so the run before moves aside to the
+sibling ``previous`` (replacing the one there), and nothing is lost by running twice.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,8 +29,15 @@ from minidl.training import checkpoint
 from minidl.training.checkpoint import history_columns
 
 
+#: A directory with this name holds the newest run; the one before moves to PREVIOUS.
+LATEST, PREVIOUS = "latest", "previous"
+
+
 class RunOutputs:
     """Checkpoints, final outputs and the output directory of a ``Trainer`` run."""
+
+    #: Where the run that was in ``output_dir`` (``.../latest``) was moved, if it was.
+    moved_aside: Path | None = None
 
     #: How an unusable output directory is named in the error, and what to do instead.
     output_dir_setting = ("output_dir", "choose another, or output_dir=None to write nothing")
@@ -57,13 +69,28 @@ class RunOutputs:
         resumed_here = self._resumed_from is not None and _same_file(
             run_directory(self._resumed_from), directory)
         if not ours and not resumed_here and found.holds_checkpoint and not self.overwrite:
-            raise OutputDirError(self._occupied_message(directory, found))
+            if directory.name != LATEST:
+                raise OutputDirError(self._occupied_message(directory, found))
+            self._write(directory, lambda: self._move_aside(directory))
+            found = directory_run(directory)
         run_id = self.run_id = self.run_id or new_run_id()
         if not ours and not resumed_here:
             replace = remove_run if found.holds_checkpoint else claim_directory
             self._write(directory / MANIFEST_NAME,
                         lambda: replace(directory, run_id, self.epoch, self.step))
         self.removed_leftovers = clean_directory(directory, keep=self._resumed_from)
+
+    def _move_aside(self, directory: Path) -> None:
+        """``runs/latest`` holds another run: it becomes ``runs/previous`` (replacing the
+        one there) and this run starts in an empty ``runs/latest``."""
+        previous = directory.with_name(PREVIOUS)
+        if previous.is_dir() and not previous.is_symlink():
+            shutil.rmtree(previous)
+        elif previous.exists() or previous.is_symlink():
+            previous.unlink()
+        os.replace(directory, previous)
+        storage.ensure_writable_dir(directory)
+        self.moved_aside = previous
 
     def _occupied_message(self, directory: Path, found: DirectoryRun) -> str:
         replace, resume = (hint.format(directory=str(directory)) for hint in self.occupied_exits)

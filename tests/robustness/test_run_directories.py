@@ -56,6 +56,22 @@ def test_overwrite_replaces_the_other_run(cli, tmp_path, flag):
     assert storage.load_arrays(tmp_path / "checkpoint.npz")[1]["run_id"] == manifest["run_id"]
 
 
+def test_the_default_runs_latest_moves_the_run_before_to_runs_previous(cli, tmp_path,
+                                                                      monkeypatch):
+    """Running the quick start twice works: runs/latest holds the newest run, the one
+    before moves to runs/previous (replacing the run there), nothing else is lost."""
+    monkeypatch.chdir(tmp_path)
+    latest, previous = tmp_path / "runs" / "latest", tmp_path / "runs" / "previous"
+    ids = []
+    for _ in range(3):
+        code, out, err = cli(*RUN)
+        assert code == 0 and err == "", err
+        ids.append(_run_id(latest))
+    assert "(the run before is in runs/previous/)" in out
+    assert _run_id(previous) == ids[1] and _run_id(latest) == ids[2]  # the first is gone
+    assert Trainer.from_checkpoint(previous).epoch == 3
+
+
 def test_the_run_id_is_in_manifest_and_checkpoint_and_kept_across_resumes(cli, tmp_path):
     _run(cli, tmp_path)
     run_id = _run_id(tmp_path)
