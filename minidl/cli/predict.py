@@ -23,9 +23,11 @@ from minidl.cli.main import UsageError, reading_user_input
 from minidl.config import read_config_file
 from minidl.data import DataError, load_builtin, load_csv, load_npz
 from minidl.data.datasets import DATASETS
-from minidl.errors import CheckpointError
+from minidl.data.files import is_number
+from minidl.errors import ArchiveError, CheckpointError
 from minidl.gradmode import no_grad
 from minidl.models.files import load, model_path, read_model_file
+from minidl.npz import read_npz
 from minidl.nn import functional as F
 from minidl.tensor import from_numpy
 
@@ -136,7 +138,7 @@ def _csv_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
         rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1) if row]
     if not rows:
         raise DataError(f"{path}: file is empty")
-    header = not any(_is_number(cell) for cell in rows[0][1])
+    header = not any(is_number(cell) for cell in rows[0][1])
     names = [cell.strip() for cell in rows[0][1]] if header else None
     rows = rows[1:] if header else rows
     if not rows:
@@ -147,7 +149,7 @@ def _csv_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
         if len(row) != width:
             raise DataError(f"{path}: row {number} has {len(row)} columns, expected {width}")
         for j, cell in enumerate(row):
-            if not _is_number(cell):
+            if not is_number(cell):
                 raise DataError(f"{path}: row {number}, column {j + 1}: {cell!r} is not a "
                                 "number")
             table[i, j] = float(cell)
@@ -160,17 +162,16 @@ def _npz_features(path: Path) -> np.ndarray:
     except DataError as err:
         if "no array named 'y'" not in str(err):
             raise
-    with np.load(path, allow_pickle=False) as archive:  # X alone is fine for predictions
-        features = archive["X"]
-    return features.reshape(len(features), -1).astype(np.float64)
-
-
-def _is_number(text: str) -> bool:
+    # X alone is fine for predictions; read as safely as any data file.
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        arrays = read_npz(path)
+    except ArchiveError as err:
+        raise DataError(str(err)) from None
+    if "X" not in arrays:
+        raise DataError(f"{path}: no array named 'X' (the features); it holds "
+                        f"{', '.join(sorted(arrays)) or 'nothing'}")
+    features = arrays["X"]
+    return features.reshape(len(features), -1).astype(np.float64)
 
 
 def _predict(args: argparse.Namespace) -> int:

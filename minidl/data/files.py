@@ -34,7 +34,8 @@ def _existing_file(path: PathLike) -> Path:
     return file
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether a CSV cell reads as a number."""
     try:
         float(text)
     except ValueError:
@@ -75,7 +76,7 @@ def load_csv(
 
     first = rows[0][1]
     if header is None:
-        header = not any(_is_number(cell) for cell in first)
+        header = not any(is_number(cell) for cell in first)
     names = [cell.strip() for cell in first] if header else None
     data_rows = rows[1:] if header else rows
     if not data_rows:

@@ -9,7 +9,7 @@ import numpy as np
 
 from minidl import nn
 from minidl.errors import DataError
-from minidl.models.mlp import ACTIVATIONS
+from minidl.models.mlp import ACTIVATIONS, dense_layers
 
 
 def lenet(inputs: int, outputs: int, hidden: Sequence[int] = (128,),
@@ -38,21 +38,14 @@ def lenet(inputs: int, outputs: int, hidden: Sequence[int] = (128,),
     rng = np.random.default_rng(generator)
     dropout_rng = np.random.default_rng(
         dropout_generator if dropout_generator is not None else rng.spawn(1)[0])
-    if init == "auto":
-        init = "he" if activation == "relu" else "xavier"
+    conv_init = init if init != "auto" else ("he" if activation == "relu" else "xavier")
     layers: list[nn.Module] = [nn.Unflatten(1, (1, side, side))]
     width = 1
     for out_channels in channels:
-        layers += [nn.Conv2d(width, out_channels, 3, padding=1, init=init, generator=rng,
+        layers += [nn.Conv2d(width, out_channels, 3, padding=1, init=conv_init, generator=rng,
                              dtype=dtype), ACTIVATIONS[activation](), nn.MaxPool2d(2)]
         width, side = out_channels, side // 2
     layers.append(nn.Flatten())
-    width = width * side * side
-    for size in hidden:
-        layers += [nn.Linear(width, size, init=init, generator=rng, dtype=dtype),
-                   ACTIVATIONS[activation]()]
-        if dropout:
-            layers.append(nn.Dropout(dropout, generator=dropout_rng))
-        width = size
-    layers.append(nn.Linear(width, outputs, init="xavier", generator=rng, dtype=dtype))
+    layers += dense_layers(width * side * side, outputs, hidden, activation, init, dropout, rng,
+                           dropout_rng, dtype)
     return nn.Sequential(*layers)

@@ -32,15 +32,24 @@ def mlp(inputs: int, outputs: int, hidden: Sequence[int] = (4,),
     """
     init_rng = np.random.default_rng(generator)
     dropout_rng = np.random.default_rng(dropout_generator)
+    return nn.Sequential(*dense_layers(inputs, outputs, hidden, activation, init, dropout,
+                                       init_rng, dropout_rng, dtype))
+
+
+def dense_layers(inputs: int, outputs: int, hidden: Sequence[int], activation: str, init: str,
+                 dropout: float, rng: np.random.Generator, dropout_rng: np.random.Generator,
+                 dtype: Any) -> list[nn.Module]:
+    """Linear, activation (and dropout) per ``hidden`` size, then a Linear output (xavier);
+    ``init`` ``auto`` is he for relu, xavier otherwise. The MLP, and the head of lenet."""
     if init == "auto":
         init = "he" if activation == "relu" else "xavier"
     layers: list[nn.Module] = []
     width = inputs
     for size in hidden:
-        layers += [nn.Linear(width, size, init=init, generator=init_rng, dtype=dtype),
+        layers += [nn.Linear(width, size, init=init, generator=rng, dtype=dtype),
                    ACTIVATIONS[activation]()]
         if dropout:
             layers.append(nn.Dropout(dropout, generator=dropout_rng))
         width = size
-    layers.append(nn.Linear(width, outputs, init="xavier", generator=init_rng, dtype=dtype))
-    return nn.Sequential(*layers)
+    layers.append(nn.Linear(width, outputs, init="xavier", generator=rng, dtype=dtype))
+    return layers
