@@ -212,6 +212,8 @@ def test_system_exit_from_an_observer_is_reported_with_the_plugins_name(tmp_path
     assert err == f"failed: plugin '{path}' failed in hook minidl_step_end: SystemExit: 4\n"
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the plugin's fault
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_a_nan_from_a_strategys_leaf_hook_is_blamed_on_the_plugin(tmp_path):
     path = tmp_path / "nan_mean.py"
     path.write_text(HOOKS + textwrap.dedent("""
