@@ -164,8 +164,9 @@ class PluginManager(pluggy.PluginManager):
         except MinidlError:
             raise
         except BaseException as err:  # SystemExit from a plugin must not end minidl silently
-            if isinstance(err, KeyboardInterrupt):
-                raise
+            if isinstance(err, KeyboardInterrupt):  # still an interrupt, now with its place
+                raise KeyboardInterrupt(f"in {self._culprit(caller, err)}, hook "
+                                        f"{hook_name}") from err
             raise PluginError(f"{self._culprit(caller, err)} failed in hook {hook_name}: "
                               f"{type(err).__name__}: {err}") from err
 
@@ -178,8 +179,11 @@ class PluginManager(pluggy.PluginManager):
             caller = self.subset_hook_caller(hook_name, remove_plugins=others)
             try:
                 results = caller(**kwargs)
-            except (MinidlError, KeyboardInterrupt):
+            except MinidlError:
                 raise
+            except KeyboardInterrupt as err:  # still an interrupt, now with its place
+                raise KeyboardInterrupt(f"in plugin {impl.plugin_name!r}, hook {hook_name}"
+                                        ) from err
             except BaseException as err:  # SystemExit included: say which plugin
                 raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name}: "
                                   f"{type(err).__name__}: {err}") from err

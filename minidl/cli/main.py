@@ -73,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{'error' if err.exit_code == 2 else 'failed'}: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        where = f" ({err})" if str(err) else ""  # a plugin's hook, if one raised it
+        print(f"interrupted{where}", file=sys.stderr)
         return 130
     except Exception as err:
         if debug:

@@ -44,8 +44,8 @@ def bind_hook(pm: PluginManager, plugin: object, hook_name: str) -> Callable[...
                 return function(*[kwargs[name] for name in argnames])
             results = through_pluggy(**kwargs)  # a list: these hooks are not firstresult
             return results[0] if results else None
-        except KeyboardInterrupt:
-            raise
+        except KeyboardInterrupt as err:  # still an interrupt, now with its place
+            raise KeyboardInterrupt(f"in plugin {plugin_name!r}, hook {hook_name}") from err
         except BaseException as err:
             raise PluginError(f"plugin {plugin_name!r} failed in hook {hook_name}: "
                               f"{type(err).__name__}: {err}") from err

@@ -212,6 +212,21 @@ def test_system_exit_from_an_observer_is_reported_with_the_plugins_name(tmp_path
     assert err == f"failed: plugin '{path}' failed in hook minidl_step_end: SystemExit: 4\n"
 
 
+def test_keyboard_interrupt_from_an_observer_stays_an_interrupt_naming_the_plugin(
+        tmp_path, capsys):
+    path = tmp_path / "interrupts.py"
+    path.write_text(HOOKS + textwrap.dedent("""
+        @mdl.hookimpl
+        def minidl_step_end(trainer, step, loss):
+            raise KeyboardInterrupt
+    """))
+    code = main(["train", "--quiet", "--set", "output.dir=", "--set", "train.epochs=2",
+                 "--set", f'plugins=["{path}"]'])
+    assert code == 130
+    assert capsys.readouterr().err == (f"interrupted (in plugin '{path}', hook "
+                                       "minidl_step_end)\n")
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the plugin's fault
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_a_nan_from_a_strategys_leaf_hook_is_blamed_on_the_plugin(tmp_path):
