@@ -23,6 +23,8 @@ import numpy as np
 from minidl.dtypes import accurate_sum
 from minidl.errors import GraphError, ShapeError
 from minidl.gradmode import anomaly_enabled, check_finite
+from minidl.inplace import check_function
+from minidl.inplace import state as inplace_state
 
 if TYPE_CHECKING:
     from minidl.tensor import Tensor
@@ -61,7 +63,7 @@ class PlainCalculus:
 
     @staticmethod
     def write_leaf(leaf: Tensor, grad: np.ndarray) -> None:
-        grad = np.asarray(grad, dtype=leaf.data.dtype)
+        grad = np.asarray(grad, dtype=leaf._data.dtype)
         if leaf._grad_record is not None:
             leaf._grad_record.add_plain(grad)
         leaf._grad = grad if leaf._grad is None else np.asarray(leaf._grad + grad)
@@ -159,7 +161,7 @@ def _seed(root: Tensor, grad: Any, plan: PassPlan) -> np.ndarray:
                              f"shape {root.shape}")
         if scale != 1.0:
             seed = seed * scale
-    if root.data.ndim > 0:  # a 0-d seed stays float64: scaled, it may pass float16's range
+    if root._data.ndim > 0:  # a 0-d seed stays float64: scaled, it may pass float16's range
         seed = seed.astype(plan.carry_dtype(root.dtype))
     return seed
 
@@ -171,7 +173,7 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             "backward() on a tensor that does not require grad: no input of the graph has "
             "requires_grad=True, or it was computed under no_grad()"
         )
-    if grad is None and root.data.size != 1:
+    if grad is None and root._data.size != 1:
         raise GraphError(
             f"backward() without a gradient needs a scalar; this tensor has shape "
             f"{root.shape}. Reduce it first (e.g. loss.mean()) or pass backward(grad) "
@@ -190,7 +192,7 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
                 node._ctx.release()
             continue
         if node._retains_grad:
-            retained = g.astype(node.data.dtype)  # a copy: the pass goes on using g
+            retained = g.astype(node._data.dtype)  # a copy: the pass goes on using g
             node._grad = retained if node._grad is None else node._grad + retained
         fn = node._ctx
         if fn is None:
@@ -200,6 +202,8 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             plan.write_leaf(node, g)
             leaves.append(node)
             continue
+        if fn._guards is not None or fn._snapshot_mark != inplace_state.snapshots:
+            check_function(fn, node)  # an array it saved may have been changed in place
         input_grads = fn.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -212,12 +216,12 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
                                                       input_grads)):
             if not needs or pg is None:
                 continue
-            if pg.shape != parent.data.shape:
-                pg = unbroadcast(pg, parent.data.shape, op_name)
+            if pg.shape != parent._data.shape:
+                pg = unbroadcast(pg, parent._data.shape, op_name)
             # Cast to the input's dtype (as the plan carries it), except for leaves, which
             # the plan writes from the gradient as computed, and 0-d gradients.
-            if pg.dtype != parent.data.dtype and pg.ndim > 0 and parent._ctx is not None:
-                target = plan.carry_dtype(parent.data.dtype)
+            if pg.dtype != parent._data.dtype and pg.ndim > 0 and parent._ctx is not None:
+                target = plan.carry_dtype(parent._data.dtype)
                 if pg.dtype != target:
                     pg = pg.astype(target)
             if anomaly:

@@ -88,7 +88,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
     if logits.ndim != 2:
         raise ShapeError(f"cross_entropy: logits must have shape (m, classes), got {logits.shape}")
     _check_batch("cross_entropy", logits, target)
-    labels = target.data
+    labels = target._data
     if target.ndim != 1:
         # Checked before any conversion: (m, 1) labels would otherwise broadcast against
         # the (m,) losses into an (m, m) cost.
@@ -119,7 +119,7 @@ def _matching_target(loss: str, what: str, x: Any, target: Any) -> tuple[Tensor,
                          f"{target.shape}; they must match")
     _check_batch(loss, x, target)
     if target.dtype != x.dtype and not target.requires_grad:
-        target = Tensor._from_op(target.data.astype(x.dtype), None)
+        target = Tensor._from_op(target._data.astype(x.dtype), None)
     return x, target
 
 

@@ -13,6 +13,8 @@ from minidl.tensor import Function, Tensor
 
 
 class MatMul(Function):
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError("MatMul: matmul needs tensors of at least one dimension; use * for "
@@ -47,6 +49,8 @@ class MatMul(Function):
 
 class Linear(Function):
     """x @ W.T + b in one node: the layer every MLP step runs, so it costs one op."""
+
+    saved_inputs, saves_output = (0, 1), False
 
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         self.x, self.weight = x, weight

@@ -162,7 +162,7 @@ class Optimizer:
                 grad = param._grad  # what the .grad property returns, read once
                 if grad is None:
                     continue
-                if param.data.dtype == _FLOAT16:
+                if param._data.dtype == _FLOAT16:
                     self._update_through_master(param, grad, state, group)
                 else:
                     update(param.data, grad, state, group)

@@ -30,6 +30,8 @@ class BatchReduce(Function):
     s / c, so every branch of the graph sees the same scaling.
     """
 
+    saved_inputs, saves_output = (), False
+
     plan_pass = staticmethod(plan_pass)
 
     def forward(self, losses: np.ndarray, weights: np.ndarray | None,
