@@ -106,7 +106,10 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
         bad = labels[(labels < 0) | (labels >= classes)][0]
         raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} classes "
                                 f"(labels must be 0..{classes - 1})")
-    losses = CrossEntropy.apply(logits, Tensor._from_op(labels, None))
+    # The target tensor itself when its labels needed no conversion: a second tensor over
+    # the same array would look, to in-place safety, like someone else holding it.
+    labels_tensor = target if labels is target._data else Tensor._from_op(labels, None)
+    losses = CrossEntropy.apply(logits, labels_tensor)
     return _reduce(losses, reduction, sample_weight, mask, strategy)
 
 

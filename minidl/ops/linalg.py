@@ -80,8 +80,22 @@ def _column_sums(g: np.ndarray) -> np.ndarray:
     its first axis one row at a time; a ones-vector product (BLAS gemv), which also adds
     the rows in sequence, is 3-4x faster for float32 and float64."""
     if g.dtype.itemsize >= 4 and g.shape[0] > 1 and g.shape[1] > 1:
-        return np.ones(g.shape[0], dtype=g.dtype) @ g
+        return _ones(g.shape[0], g.dtype) @ g
     return accurate_sum(g, axis=0)
+
+
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of n ones, kept for the next step (the same batch size)."""
+    ones = _ONES.get((n, dtype))
+    if ones is None:
+        if len(_ONES) >= 8:  # a few batch sizes (the last batch of an epoch is smaller)
+            _ONES.clear()
+        ones = _ONES[(n, dtype)] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
 
 
 def matmul(a: Any, b: Any) -> Tensor:
