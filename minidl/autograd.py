@@ -192,7 +192,11 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
     anomaly = anomaly_enabled.get()
     leaves: list[Tensor] = []
     handed_to_leaves: set[int] = set()
-    for node in order:
+    for position in range(len(order)):
+        node = order[position]
+        # Drop the pass's own reference: once its consumers are released, an intermediate
+        # tensor (and its array) is freed as soon as it is processed, unless someone holds it.
+        order[position] = None  # type: ignore[call-overload]
         g = grads.pop(id(node), None)
         if g is None:  # every consumer returned None for it (a zero gradient, as in torch)
             if node._ctx is not None and not retain_graph:

@@ -96,14 +96,16 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    saved_inputs, saves_output = (), False
+    # Keeps its output, not a mask: the next layer keeps that array anyway, so relu costs
+    # no memory of its own (out > 0 exactly where a > 0, NaN and -0.0 included).
+    saved_inputs, saves_output = (), True
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.positive = a > 0
-        return np.maximum(a, 0)
+        self.out = np.maximum(a, 0)
+        return self.out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * self.positive
+        return grad * (self.out > 0)
 
 
 class Abs(Function):
