@@ -390,10 +390,13 @@ class Function:
     saved_inputs: tuple[int, ...] | None = None
     #: Whether ``forward`` keeps its own output array for backward; None: it may.
     saves_output: bool | None = None
+    # Slots for what the engine reads on every op; ``__dict__`` for what ops save.
+    __slots__ = ("parents", "needs_input_grad", "_guards", "_snapshot_mark", "__dict__",
+                 "__weakref__")
     parents: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
-    _guards: list[tuple[int, np.ndarray, int]] | None = None
-    _snapshot_mark = -1
+    _guards: list[tuple[int, np.ndarray, int]] | None
+    _snapshot_mark: int
 
     def forward(self, *arrays: Any, **options: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
@@ -411,6 +414,7 @@ class Function:
         needs = tuple([t.requires_grad for t in inputs])
         track = True in needs and grad_enabled.get()
         fn.needs_input_grad = needs
+        fn._guards = None
         arrays = [t._data for t in inputs]
         if track:
             # In-place safety (minidl.inplace): each input array this op will save, if
@@ -451,6 +455,7 @@ class Function:
         """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
         self.__dict__.clear()
         self.parents = None
+        self._guards = None
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

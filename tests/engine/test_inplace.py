@@ -249,3 +249,16 @@ def test_each_op_declares_exactly_the_arrays_its_forward_keeps(op, arrays, optio
 def test_the_batch_reduction_and_batch_norm_declare_what_they_keep() -> None:
     assert BatchReduce.saved_inputs == () and BatchReduce.saves_output is False
     assert norm.BatchNorm.saved_inputs == () and norm.BatchNorm.saves_output is False
+
+
+def test_data_loader_batches_need_no_checksum_and_edits_are_still_caught() -> None:
+    from minidl.data.loader import DataLoader, Dataset
+
+    data = Dataset(np.random.default_rng(3).random((20, 3)).astype(F32), np.arange(20) % 2)
+    x, _ = next(iter(DataLoader(data, batch_size=5, shuffle=True, seed=0)))
+    w = _param([1.0, 1.0, 1.0])
+    loss = (x * w).sum()
+    assert loss._ctx.parents[0]._ctx._guards is None  # fresh rows: only the tensor holds them
+    x.data[0, 0] = 42.0  # a handle taken after the forward pass: a snapshot catches it
+    with pytest.raises(GraphError, match="Mul: input 0"):
+        loss.backward()
