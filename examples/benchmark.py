@@ -38,6 +38,8 @@ fastest rounds.
     python examples/benchmark.py --only tiny --profile   # cProfile the minidl step
     python examples/benchmark.py --only conv      # conv2d against torch only
     python examples/benchmark.py --smoke          # 1 round of 3 steps: runs at all? (CI)
+    python examples/benchmark.py --quiet-only     # only rounds the machine was otherwise idle
+    python examples/benchmark.py --memory         # also peak memory of a b = 65,536 step
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python examples/benchmark.py
 
 OpenBLAS reads ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) once, at load:
@@ -55,7 +57,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -68,6 +70,8 @@ from benchmark_timing import per_step_seconds
 
 #: The aims from the issue: ratio of medians, minidl / numpy.
 AIMS = {"tiny": 2.5, "mlp-b128": 1.15}
+#: --quiet-only keeps rounds in which other processes used at most this share of the CPUs.
+QUIET_LOAD = 0.10
 
 
 # =========================================================================================
@@ -90,13 +94,16 @@ def _bench(spec: Spec, rounds: int, round_s: float, warmup_s: float, seed: int) 
     per_step = max(per_step_seconds(run, warmup_s) for run in impls.values())
     steps = max(3, round(round_s / per_step))
     times: dict[str, list[float]] = {"minidl": [], "numpy": []}
+    round_loads: list[float | None] = []  # other processes' CPU share during each round
     for r in range(rounds):
         order = ("minidl", "numpy") if r % 2 == 0 else ("numpy", "minidl")
-        for name in order:
-            run = impls[name]
-            start = time.perf_counter()
-            run(steps)
-            times[name].append((time.perf_counter() - start) / steps)
+        with OtherLoad() as round_load:
+            for name in order:
+                run = impls[name]
+                start = time.perf_counter()
+                run(steps)
+                times[name].append((time.perf_counter() - start) / steps)
+        round_loads.append(round_load.fraction)
     finite = all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in ref.params) and all(
         np.isfinite(p.data).all() for p in net.model.parameters())
     med_m, med_n = statistics.median(times["minidl"]), statistics.median(times["numpy"])
@@ -113,7 +120,50 @@ def _bench(spec: Spec, rounds: int, round_s: float, warmup_s: float, seed: int) 
             "minidl_min_s": min(times["minidl"]), "numpy_min_s": min(times["numpy"]),
             "minidl_iqr_rel": spread["minidl"], "numpy_iqr_rel": spread["numpy"],
             "minidl_times_s": times["minidl"], "numpy_times_s": times["numpy"],
-            "params_finite_after": bool(finite)}
+            "params_finite_after": bool(finite), "round_other_load": round_loads,
+            **paired_ratio_stats(times["minidl"], times["numpy"])}
+
+
+def paired_ratio_stats(minidl: list[float], numpy: list[float]) -> dict[str, Any]:
+    """Median and interquartile range of the per-round ratios minidl / numpy."""
+    ratios = [m / n for m, n in zip(minidl, numpy)]
+    return {"paired_ratios": ratios, "paired_median": statistics.median(ratios),
+            "paired_iqr": _iqr(ratios)}
+
+
+def keep_quiet_rounds(result: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """``result`` recomputed from the rounds in which other processes used at most
+    ``threshold`` of the CPUs (``--quiet-only``); unchanged if the load is unknown."""
+    loads = result["round_other_load"]
+    keep = [i for i, load in enumerate(loads) if load is not None and load <= threshold]
+    if not keep or None in loads:
+        return {**result, "quiet_rounds": None}
+    minidl = [result["minidl_times_s"][i] for i in keep]
+    numpy = [result["numpy_times_s"][i] for i in keep]
+    med_m, med_n = statistics.median(minidl), statistics.median(numpy)
+    return {**result, "quiet_rounds": len(keep), "minidl_times_s": minidl,
+            "numpy_times_s": numpy, "minidl_median_s": med_m, "numpy_median_s": med_n,
+            "ratio": med_m / med_n, "ratio_paired_median": statistics.median(
+                m / n for m, n in zip(minidl, numpy)),
+            **paired_ratio_stats(minidl, numpy)}
+
+
+def print_conditions(machine: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """Beside each figure: the paired ratios' median and IQR, BLAS, and the other load."""
+    rt = machine.get("blas_runtime") or {}
+    pools = machine.get("threadpoolctl") or [{}]
+    blas = (f"{rt.get('corename') or pools[0].get('internal_api')} kernel, "
+            f"{rt.get('num_threads') or pools[0].get('num_threads')} threads")
+    coretype = machine["blas_env"].get("OPENBLAS_CORETYPE", "not set")
+    print(f"\nconditions of each figure (BLAS {blas}; OPENBLAS_CORETYPE {coretype})")
+    print(f"  {'net':<10} {'paired median':>13} {'paired IQR':>10} {'rounds':>6} "
+          f"{'other load':>10}")
+    for r in results:
+        loads = [load for load in r.get("round_other_load", []) if load is not None]
+        load = f"{statistics.median(loads):.0%}" if loads else "unknown"
+        rounds = r["quiet_rounds"] if r.get("quiet_rounds") else len(r["paired_ratios"])
+        print(f"  {r['name']:<10} {r['paired_median']:13.3f} {r['paired_iqr']:10.3f} "
+              f"{rounds:>6} {load:>10}")
 
 
 # =========================================================================================
@@ -223,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile the minidl step of each selected benchmark")
+    parser.add_argument("--quiet-only", action="store_true",
+                        help="keep only rounds in which other processes used <= 10%% of the "
+                        "CPUs (as measured from /proc/stat)")
+    parser.add_argument("--memory", type=int, nargs="?", const=65536, metavar="BATCH",
+                        help="also measure one step's peak memory (tracemalloc) at this "
+                        "batch size (default 65536) on the nn and functional paths")
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.smoke else 5 if args.quick else 15)
     round_s = args.round_seconds or (0.0 if args.smoke else 0.05 if args.quick else 0.2)
@@ -234,22 +290,33 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     results = [] if failed else [bench(spec, rounds, round_s, warmup_s, args.seed)
                                  for spec in specs]
-    conv = memory = None
+    conv = conv_memory = None
     if not args.only or "conv" in args.only:
         with OtherLoad() as load:
             conv = bench_conv(rounds, round_s, warmup_s, args.seed)
         conv["other_processes_cpu_share"] = load.fraction
-        memory = im2col_memory()
+        conv_memory = im2col_memory()
+    if args.quiet_only:
+        results = [keep_quiet_rounds(r, QUIET_LOAD) for r in results]
     machine["loadavg_at_end"] = loadavg()
     machine["blas_probe_gflops_at_end"] = blas_probe_gflops()
+    memory = None
+    if args.memory:
+        from benchmark_memory import measure, print_memory
+        memory = measure(args.memory, args.seed)
     if args.json:
         print(json.dumps({"machine": machine, "gradient_check": checks, "results": results,
-                          "conv": conv and {**conv, "memory": memory},
-                          "command": [sys.executable, *sys.argv]}, indent=2, default=str))
+                          "conv": conv and {**conv, "memory": conv_memory},
+                          "memory": memory, "command": [sys.executable, *sys.argv]},
+                         indent=2, default=str))
     else:
         print_report(machine, checks, results)
-        if conv is not None and memory is not None:
-            print_conv_report(conv, memory)
+        if results:
+            print_conditions(machine, results)
+        if memory is not None:
+            print_memory(memory)
+        if conv is not None and conv_memory is not None:
+            print_conv_report(conv, conv_memory)
     if conv is not None and not conv.get("check", {"ok": True})["ok"]:
         print("conv2d: minidl and torch compute different things, so no timing was done",
               file=sys.stderr)

@@ -23,6 +23,8 @@ import numpy as np
 from minidl.dtypes import accurate_sum
 from minidl.errors import GraphError, ShapeError
 from minidl.gradmode import anomaly_enabled, check_finite
+from minidl.inplace import check_function
+from minidl.inplace import state as inplace_state
 
 if TYPE_CHECKING:
     from minidl.tensor import Tensor
@@ -61,7 +63,7 @@ class PlainCalculus:
 
     @staticmethod
     def write_leaf(leaf: Tensor, grad: np.ndarray) -> None:
-        grad = np.asarray(grad, dtype=leaf.data.dtype)
+        grad = np.asarray(grad, dtype=leaf._data.dtype)
         if leaf._grad_record is not None:
             leaf._grad_record.add_plain(grad)
         leaf._grad = grad if leaf._grad is None else np.asarray(leaf._grad + grad)
@@ -99,49 +101,55 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op_name: str) -> np.nd
     return summed.reshape(shape)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from ``root`` through inputs needing grad, root first."""
+def _walk(root: Tensor) -> tuple[list[Tensor], list[Any], list[Tensor]]:
+    """Nodes reachable from ``root`` through inputs needing grad, root first; and, found on
+    the way, the ops that plan passes (batch reductions) and the leaves, inputs first."""
     order: list[Tensor] = []
+    planners: list[Any] = []
+    leaves: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[Any] = [root]
     while stack:
-        node, children_done = stack.pop()
-        if children_done:
+        node = stack.pop()
+        if node is None:  # a marker: the node below it has every input ordered
+            node = stack.pop()
             order.append(node)
+            fn = node._ctx
+            if fn is None:
+                leaves.append(node)
+            elif fn.plan_pass is not None:
+                planners.append(fn)
             continue
         # Mark a node when it is expanded, not when it is pushed: every consumer of a node
         # must finish after it (so, reversed, backward reaches the node only once all its
         # consumers have sent their gradient), including a consumer met after the push.
-        if id(node) in visited:
+        key = id(node)
+        if key in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
+        visited.add(key)
+        stack.append(node)
+        stack.append(None)
         fn = node._ctx
         if fn is None:
             continue
-        if fn.parents is None:
+        parents = fn.parents
+        if parents is None:
             raise GraphError(
                 "trying to backward through the graph a second time: its saved values were "
                 "freed by the first backward(). Pass retain_graph=True to the first call if you "
                 "need to backward twice, or recompute the forward pass."
             )
-        for parent, needs in zip(fn.parents, fn.needs_input_grad):
+        for parent, needs in zip(parents, fn.needs_input_grad):
             if needs and id(parent) not in visited:
-                stack.append((parent, False))
+                stack.append(parent)
     order.reverse()
-    return order
+    planners.reverse()
+    leaves.reverse()
+    return order, planners, leaves
 
 
-def _plan(order: list[Tensor]) -> PassPlan:
+def _plan(planners: list[Any], leaves: list[Tensor]) -> PassPlan:
     """Ask the ops that plan passes (batch reductions) for this pass's plan."""
-    planners = []
-    leaves = []
-    for node in order:
-        fn = node._ctx
-        if fn is None:
-            leaves.append(node)
-        elif fn.plan_pass is not None:
-            planners.append(fn)
     if not planners:
         return PLAIN_CALCULUS
     return planners[0].plan_pass(planners, leaves)
@@ -151,7 +159,8 @@ def _seed(root: Tensor, grad: Any, plan: PassPlan) -> np.ndarray:
     """The gradient backward starts from at ``root``, scaled by the plan."""
     scale = plan.seed_scale
     if grad is None:
-        seed = np.full(root.shape, scale, dtype=np.float64)
+        seed = np.empty(root._data.shape, dtype=np.float64)  # np.full, without its wrapper
+        seed.fill(scale)
     else:
         seed = np.array(getattr(grad, "data", grad), dtype=np.float64)
         if seed.shape != root.shape:
@@ -159,7 +168,7 @@ def _seed(root: Tensor, grad: Any, plan: PassPlan) -> np.ndarray:
                              f"shape {root.shape}")
         if scale != 1.0:
             seed = seed * scale
-    if root.data.ndim > 0:  # a 0-d seed stays float64: scaled, it may pass float16's range
+    if root._data.ndim > 0:  # a 0-d seed stays float64: scaled, it may pass float16's range
         seed = seed.astype(plan.carry_dtype(root.dtype))
     return seed
 
@@ -171,26 +180,30 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             "backward() on a tensor that does not require grad: no input of the graph has "
             "requires_grad=True, or it was computed under no_grad()"
         )
-    if grad is None and root.data.size != 1:
+    if grad is None and root._data.size != 1:
         raise GraphError(
             f"backward() without a gradient needs a scalar; this tensor has shape "
             f"{root.shape}. Reduce it first (e.g. loss.mean()) or pass backward(grad) "
             "with a gradient of the same shape."
         )
-    order = _topological_order(root)
-    plan = _plan(order)
+    order, planners, graph_leaves = _walk(root)
+    plan = _plan(planners, graph_leaves)
     grads: dict[int, np.ndarray] = {id(root): _seed(root, grad, plan)}
     anomaly = anomaly_enabled.get()
     leaves: list[Tensor] = []
     handed_to_leaves: set[int] = set()
-    for node in order:
+    for position in range(len(order)):
+        node = order[position]
+        # Drop the pass's own reference: once its consumers are released, an intermediate
+        # tensor (and its array) is freed as soon as it is processed, unless someone holds it.
+        order[position] = None  # type: ignore[call-overload]
         g = grads.pop(id(node), None)
         if g is None:  # every consumer returned None for it (a zero gradient, as in torch)
             if node._ctx is not None and not retain_graph:
                 node._ctx.release()
             continue
         if node._retains_grad:
-            retained = g.astype(node.data.dtype)  # a copy: the pass goes on using g
+            retained = g.astype(node._data.dtype)  # a copy: the pass goes on using g
             node._grad = retained if node._grad is None else node._grad + retained
         fn = node._ctx
         if fn is None:
@@ -200,31 +213,39 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             plan.write_leaf(node, g)
             leaves.append(node)
             continue
+        if fn._guards is not None or fn._snapshot_mark != inplace_state.snapshots:
+            check_function(fn, node)  # an array it saved may have been changed in place
         input_grads = fn.backward(g)
-        if not isinstance(input_grads, tuple):
+        if type(input_grads) is not tuple:
             input_grads = (input_grads,)
-        op_name = type(fn).__name__
-        if len(input_grads) != len(fn.parents):
+        parents = fn.parents
+        if len(input_grads) != len(parents):
+            op_name = type(fn).__name__
             raise GraphError(f"{op_name}.backward returned {len(input_grads)} gradient(s) for "
-                             f"{len(fn.parents)} input(s); return one per input (None where "
+                             f"{len(parents)} input(s); return one per input (None where "
                              "needs_input_grad is False)")
-        for i, (parent, needs, pg) in enumerate(zip(fn.parents, fn.needs_input_grad,
-                                                      input_grads)):
-            if not needs or pg is None:
+        index = -1
+        for parent, needs, pg in zip(parents, fn.needs_input_grad, input_grads):
+            index += 1
+            if pg is None or not needs:
                 continue
-            if pg.shape != parent.data.shape:
-                pg = unbroadcast(pg, parent.data.shape, op_name)
+            data = parent._data
+            if pg.shape != data.shape:
+                pg = unbroadcast(pg, data.shape, type(fn).__name__)
             # Cast to the input's dtype (as the plan carries it), except for leaves, which
             # the plan writes from the gradient as computed, and 0-d gradients.
-            if pg.dtype != parent.data.dtype and pg.ndim > 0 and parent._ctx is not None:
-                target = plan.carry_dtype(parent.data.dtype)
+            if pg.dtype != data.dtype and pg.ndim > 0 and parent._ctx is not None:
+                target = plan.carry_dtype(data.dtype)
                 if pg.dtype != target:
                     pg = pg.astype(target)
             if anomaly:
-                check_finite(pg, f"{op_name} backward (gradient of input {i})")
+                check_finite(pg, f"{type(fn).__name__} backward (gradient of input {index})")
             key = id(parent)
             # Out of place: a backward may hand the same array to two inputs.
-            grads[key] = grads[key] + pg if key in grads else pg
+            if key in grads:
+                grads[key] = grads[key] + pg
+            else:
+                grads[key] = pg
         if not retain_graph:
             fn.release()
     if _observer is not None:

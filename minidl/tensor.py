@@ -17,6 +17,8 @@ from minidl import dtypes
 from minidl.autograd import run_backward
 from minidl.errors import GraphError, InvalidTypeError, InvalidValueError, MinidlError, ShapeError
 from minidl.gradmode import anomaly_enabled, check_finite, grad_enabled
+from minidl.inplace import guard_input, refcount as _refcount, take_snapshot
+from minidl.inplace import state as _inplace_state
 
 ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of numbers
 
@@ -24,7 +26,7 @@ ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of n
 def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """A new array (never the caller's: as torch.tensor, building a tensor copies)."""
     if isinstance(data, Tensor):
-        array = data.data
+        array = data._data  # copied below: no handle escapes
     elif isinstance(data, (np.ndarray, np.generic)):
         array = np.asarray(data)
     else:
@@ -56,8 +58,11 @@ class Tensor:
     normalization strategy it is what that strategy wrote (see ``grad_count``).
     """
 
-    __slots__ = ("data", "requires_grad", "_grad", "_grad_record", "_ctx", "_retains_grad",
-                 "__weakref__")
+    # ``_data`` is the array (``data`` hands it out, see minidl.inplace); ``_snapshot`` a CRC
+    # taken when it was handed out while a graph held it; ``_external`` marks memory that
+    # user code holds without minidl seeing it (``from_numpy``, and views of such memory).
+    __slots__ = ("_data", "requires_grad", "_grad", "_grad_record", "_ctx", "_retains_grad",
+                 "_snapshot", "_external", "__weakref__")
     # Make ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting over objects.
     __array_ufunc__ = None
 
@@ -68,7 +73,9 @@ class Tensor:
                 f"only floating tensors can require gradients; this one is {array.dtype}. "
                 "Pass dtype=float32 (or float64) to make it differentiable."
             )
-        self.data: np.ndarray = array
+        self._data: np.ndarray = array
+        self._snapshot: tuple[np.ndarray, int] | None = None
+        self._external = False
         self.requires_grad: bool = bool(requires_grad)
         self._grad: np.ndarray | None = None
         # What a normalization strategy keeps about ``_grad`` (its example count, the
@@ -82,7 +89,9 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, ctx: Function | None) -> Tensor:
         """A tensor produced by an op: no validation, this is the hot path."""
         out = object.__new__(Tensor)
-        out.data = data
+        out._data = data
+        out._snapshot = None
+        out._external = False
         out.requires_grad = ctx is not None
         out._grad = None
         out._grad_record = None
@@ -90,22 +99,48 @@ class Tensor:
         out._retains_grad = False
         return out
 
+    # ---- the array ---------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The underlying numpy array (shared, not copied).
+
+        Changing it in place between a forward pass that used this tensor and the
+        backward pass is an error that backward detects (``GraphError``): the
+        gradient would be computed from the changed values. Change it after
+        ``backward()``, or under ``no_grad`` before the next forward. See
+        ``minidl.inplace`` for how it is detected and what is not covered.
+        """
+        array = self._data
+        # Held by more than this slot, the local and the argument: a live graph may
+        # have saved it, so remember its CRC before user code can write to it.
+        if self._snapshot is None and _refcount(array) > 3:
+            take_snapshot(self, array)
+        return array
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        # ``t.data *= 2`` lands here with the same array, changed in place: keep the CRC.
+        # Rebinding to another array is safe (ops saved the old one), as in torch.
+        if array is not self._data:
+            self._data = array
+            self._snapshot = None
+
     # ---- array-like properties -------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -113,13 +148,13 @@ class Tensor:
         return self._ctx is None
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise InvalidValueError(f"the truth value of a tensor of shape {self.shape} is "
                                     "ambiguous; use .any() on .data or reduce it first")
-        return bool(self.data)
+        return bool(self._data)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype)
@@ -130,20 +165,22 @@ class Tensor:
 
     def item(self) -> float | int | bool:
         """The single value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise InvalidValueError(f"item() needs a tensor with one element; this one has shape "
                                     f"{self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory, never requires grad)."""
-        return Tensor._from_op(self.data, None)
+        out = Tensor._from_op(self._data, None)
+        out._external = self._external
+        return out
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extras = ""
-        if self.data.dtype != dtypes.get_default_dtype():
-            extras += f", dtype={self.data.dtype}"
+        if self._data.dtype != dtypes.get_default_dtype():
+            extras += f", dtype={self._data.dtype}"
         if self.requires_grad:
             extras += ", requires_grad=True"
         return f"tensor({body}{extras})"
@@ -161,8 +198,8 @@ class Tensor:
             self._grad = None
             self._grad_record = None  # clearing the gradient starts a new accumulation
             return
-        array = np.array(getattr(value, "data", value), dtype=self.data.dtype)
-        if array.shape != self.data.shape:
+        array = np.array(getattr(value, "data", value), dtype=self._data.dtype)
+        if array.shape != self._data.shape:
             raise ShapeError(f"grad of shape {array.shape} assigned to a tensor of shape "
                              f"{self.shape}")
         # The plain-calculus part, if any, stays as it was: the new value minus it is
@@ -199,15 +236,15 @@ class Tensor:
         takes this tensor's floating dtype, as a scalar does in torch."""
         if isinstance(other, Tensor):
             return other
-        kind = self.data.dtype.kind
+        kind = self._data.dtype.kind
         if kind == "f" and type(other) in (float, int):  # the common case, checked cheaply
-            return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
+            return Tensor._from_op(np.asarray(other, dtype=self._data.dtype), None)
         is_number = isinstance(other, (numbers.Number, np.number, np.bool_)) or (
             isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "biuf")
         if is_number and (kind == "f" or (kind in "iu" and isinstance(other, (int, np.integer))
                                           and not isinstance(other, bool))):
             # A float number takes a float tensor's dtype; an integer keeps an integer one's.
-            return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
+            return Tensor._from_op(np.asarray(other, dtype=self._data.dtype), None)
         return Tensor(other)
 
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -254,22 +291,22 @@ class Tensor:
 
     # Comparisons give bool tensors outside the graph (masks for where, accuracy).
     def __lt__(self, other: ArrayLike) -> Tensor:
-        return Tensor(self.data < self._lift(other).data)
+        return Tensor(self._data < self._lift(other)._data)
 
     def __le__(self, other: ArrayLike) -> Tensor:
-        return Tensor(self.data <= self._lift(other).data)
+        return Tensor(self._data <= self._lift(other)._data)
 
     def __gt__(self, other: ArrayLike) -> Tensor:
-        return Tensor(self.data > self._lift(other).data)
+        return Tensor(self._data > self._lift(other)._data)
 
     def __ge__(self, other: ArrayLike) -> Tensor:
-        return Tensor(self.data >= self._lift(other).data)
+        return Tensor(self._data >= self._lift(other)._data)
 
     def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
-        return Tensor(self.data == self._lift(other).data)
+        return Tensor(self._data == self._lift(other)._data)
 
     def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
-        return Tensor(self.data != self._lift(other).data)
+        return Tensor(self._data != self._lift(other)._data)
 
     __hash__ = object.__hash__  # identity, as in torch: tensors are graph nodes
 
@@ -348,8 +385,18 @@ class Function:
     #: reduction): a callable ``plan_pass(planners, leaves) -> PassPlan``, see
     #: ``minidl.autograd.PassPlan``. None for every other op.
     plan_pass: Any = None
+    #: Which inputs' arrays ``forward`` keeps for backward (indices), so only those are
+    #: watched for in-place changes (``minidl.inplace``); None: any of them may be.
+    saved_inputs: tuple[int, ...] | None = None
+    #: Whether ``forward`` keeps its own output array for backward; None: it may.
+    saves_output: bool | None = None
+    # Slots for what the engine reads on every op; ``__dict__`` for what ops save.
+    __slots__ = ("parents", "needs_input_grad", "_guards", "_snapshot_mark", "__dict__",
+                 "__weakref__")
     parents: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
+    _guards: list[tuple[int, np.ndarray, int]] | None
+    _snapshot_mark: int
 
     def forward(self, *arrays: Any, **options: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
@@ -367,8 +414,22 @@ class Function:
         needs = tuple([t.requires_grad for t in inputs])
         track = True in needs and grad_enabled.get()
         fn.needs_input_grad = needs
+        fn._guards = None
+        arrays = [t._data for t in inputs]
+        if track:
+            # In-place safety (minidl.inplace): each input array this op will save, if
+            # someone besides its tensor (and the op that made it) holds it, gets a CRC.
+            fn._snapshot_mark = _inplace_state.snapshots
+            saved = cls.saved_inputs
+            for index in range(len(inputs)) if saved is None else saved:
+                tensor = inputs[index]
+                if tensor._snapshot is not None:
+                    tensor._snapshot = None  # older than this save: no reference point now
+                # 3 references: the tensor's slot, ``arrays`` and getrefcount's argument.
+                if _refcount(arrays[index]) > 3 or tensor._external:
+                    guard_input(fn, index, tensor, arrays[index])
         try:
-            out = fn.forward(*[t.data for t in inputs], **options)
+            out = fn.forward(*arrays, **options)
         except MinidlError:
             raise
         except ValueError as err:
@@ -383,17 +444,27 @@ class Function:
             check_finite(out, f"{cls.__name__} forward")
         if track:
             fn.parents = inputs
-            return Tensor._from_op(out, fn)
-        return Tensor._from_op(out, None)
+            result = Tensor._from_op(out, fn)
+        else:
+            result = Tensor._from_op(out, None)
+        if out.base is not None and True in [t._external for t in inputs]:
+            result._external = True  # a view of memory user code holds (from_numpy)
+        return result
 
     def release(self) -> None:
         """Drop saved arrays and parents once backward has run (``retain_graph=False``)."""
         self.__dict__.clear()
         self.parents = None
+        self._guards = None
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
     """A constant tensor that shares ``array``'s memory (no copy), as ``torch.from_numpy``.
+
+    Changing ``array`` in place between a forward pass that used the tensor and the
+    backward pass is an error, and backward detects it (``GraphError`` naming the op):
+    the gradient would be computed from the changed values. Change it before the
+    forward pass or after backward.
 
     >>> import numpy as np, minidl as mdl
     >>> a = np.zeros(2, dtype=np.float32)
@@ -403,7 +474,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise InvalidTypeError(f"from_numpy takes a numpy array, got {type(array).__name__}")
     dtypes.check_supported(array, array)
-    return Tensor._from_op(array, None)
+    out = Tensor._from_op(array, None)
+    out._external = True  # the caller holds this memory, maybe through other views
+    return out
 
 
 def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> Tensor:

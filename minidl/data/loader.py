@@ -77,7 +77,17 @@ class DataLoader:
             if y.dtype.kind == "f":
                 y = y.astype(self.dtype)
             # Indexing already copied the rows: wrap them instead of copying again.
-            yield from_numpy(x.astype(self.dtype, copy=False)), from_numpy(y)
+            batch = _batch_tensor(x.astype(self.dtype, copy=False)), _batch_tensor(y)
+            del x, y  # only the tensors hold fresh rows: in-place safety needs no CRC
+            yield batch
+
+
+def _batch_tensor(array: np.ndarray) -> Tensor:
+    """A batch array as a tensor: like ``from_numpy``, but rows the indexing copied (no
+    view of anyone's memory) are marked as held by the tensor alone (``minidl.inplace``)."""
+    tensor = from_numpy(array)
+    tensor._external = array.base is not None
+    return tensor
 
 
 def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0

@@ -91,7 +91,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
     if logits.ndim != 2:
         raise ShapeError(f"cross_entropy: logits must have shape (m, classes), got {logits.shape}")
     _check_batch("cross_entropy", logits, target)
-    labels = target.data
+    labels = target._data
     if target.ndim != 1:
         # Checked before any conversion: (m, 1) labels would otherwise broadcast against
         # the (m,) losses into an (m, m) cost.
@@ -109,7 +109,10 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "batch", sample_wei
         bad = labels[(labels < 0) | (labels >= classes)][0]
         raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} classes "
                                 f"(labels must be 0..{classes - 1})")
-    losses = CrossEntropy.apply(logits, Tensor._from_op(labels, None))
+    # The target tensor itself when its labels needed no conversion: a second tensor over
+    # the same array would look, to in-place safety, like someone else holding it.
+    labels_tensor = target if labels is target._data else Tensor._from_op(labels, None)
+    losses = CrossEntropy.apply(logits, labels_tensor)
     return _reduce(losses, reduction, sample_weight, mask, strategy)
 
 
@@ -122,7 +125,7 @@ def _matching_target(loss: str, what: str, x: Any, target: Any) -> tuple[Tensor,
                          f"{target.shape}; they must match")
     _check_batch(loss, x, target)
     if target.dtype != x.dtype and not target.requires_grad:
-        target = Tensor._from_op(target.data.astype(x.dtype), None)
+        target = Tensor._from_op(target._data.astype(x.dtype), None)
     return x, target
 
 

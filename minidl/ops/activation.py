@@ -22,6 +22,8 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 class LeakyRelu(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, negative_slope: float) -> np.ndarray:
         self.slope = np.where(a > 0, 1, negative_slope).astype(a.dtype, copy=False)
         return a * self.slope
@@ -33,6 +35,8 @@ class LeakyRelu(Function):
 class Gelu(Function):
     """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016), or its tanh form
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    saved_inputs, saves_output = (0,), False
 
     def forward(self, a: np.ndarray, approximate: str) -> np.ndarray:
         work = accumulator(a.dtype)

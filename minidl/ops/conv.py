@@ -86,6 +86,9 @@ def _row_slices(geometry: Geometry, oh: int, fold: bool) -> list[slice]:
 class Conv2d(Function):
     """(N, C, H, W) images cross-correlated with (O, C/groups, kh, kw) kernels, plus bias."""
 
+    saved_inputs = (0, 1)  # the weight; x through the windows it unfolds
+    saves_output = False
+
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
                 geometry: Geometry, groups: int) -> np.ndarray:
         n, channels, height, width = x.shape

@@ -29,11 +29,11 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
         a, b = b._lift(a), b
     else:
         a, b = tensor(a), tensor(b)
-    kind_a, kind_b = a.data.dtype.kind, b.data.dtype.kind
+    kind_a, kind_b = a._data.dtype.kind, b._data.dtype.kind
     if kind_a == "f" and kind_b in "biu":
-        b = Tensor._from_op(b.data.astype(a.data.dtype), None)
+        b = Tensor._from_op(b._data.astype(a._data.dtype), None)
     elif kind_b == "f" and kind_a in "biu":
-        a = Tensor._from_op(a.data.astype(b.data.dtype), None)
+        a = Tensor._from_op(a._data.astype(b._data.dtype), None)
     return a, b
 
 
@@ -52,6 +52,8 @@ def _sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
 # ======================================= unary ==========================================
 
 class Exp(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.out = np.exp(a)
         return self.out
@@ -61,6 +63,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saved_inputs, saves_output = (0,), False
+
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.a = a
         return np.log(a)
@@ -70,6 +74,8 @@ class Log(Function):
 
 
 class Tanh(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.out = np.tanh(a)
         return self.out
@@ -79,6 +85,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.out = _stable_sigmoid(a)
         return self.out
@@ -88,15 +96,21 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    # Keeps its output, not a mask: the next layer keeps that array anyway, so relu costs
+    # no memory of its own (out > 0 exactly where a > 0, NaN and -0.0 included).
+    saved_inputs, saves_output = (), True
+
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.positive = a > 0
-        return np.maximum(a, 0)
+        self.out = np.maximum(a, 0)
+        return self.out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * self.positive
+        return grad * (self.out > 0)
 
 
 class Abs(Function):
+    saved_inputs, saves_output = (0,), False
+
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.a = a
         return np.abs(a)
@@ -106,6 +120,8 @@ class Abs(Function):
 
 
 class Sqrt(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.out = np.sqrt(a)
         return self.out
@@ -115,6 +131,8 @@ class Sqrt(Function):
 
 
 class Cast(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return a.astype(dtype)
 
@@ -125,6 +143,8 @@ class Cast(Function):
 # ======================================= binary =========================================
 
 class Add(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b
 
@@ -133,6 +153,8 @@ class Add(Function):
 
 
 class Mul(Function):
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         return a * b
@@ -143,6 +165,7 @@ class Mul(Function):
 
 
 class Div(Function):
+    saved_inputs, saves_output = (1,), True
     # A primitive rather than a * b**-1, so the forward value is a correctly rounded a / b.
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.b = b
@@ -156,6 +179,8 @@ class Div(Function):
 
 
 class Pow(Function):
+    saved_inputs, saves_output = (0, 1), True
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         self.out = a ** b
@@ -177,6 +202,8 @@ class Pow(Function):
 
 
 class Maximum(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         # Ties split the gradient evenly, as torch does: the subgradient midpoint.
         self.share_a = (a > b) + 0.5 * (a == b)
@@ -188,6 +215,8 @@ class Maximum(Function):
 
 
 class Where(Function):
+    saved_inputs, saves_output = (0,), False
+
     def forward(self, condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.condition = condition
         return np.where(condition, a, b)

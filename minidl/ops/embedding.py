@@ -15,6 +15,8 @@ class Embedding(Function):
     """weight[indices]; the backward scatter-adds each row's gradient into its index
     (np.add.at, so an index used many times accumulates every use)."""
 
+    saved_inputs, saves_output = (1,), False
+
     def forward(self, weight: np.ndarray, indices: np.ndarray,
                 padding_idx: int | None) -> np.ndarray:
         self.indices, self.rows, self.padding_idx = indices, weight.shape[0], padding_idx
@@ -46,8 +48,8 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
         raise InvalidTypeError(f"embedding: indices must be integers, got {indices.dtype}; pass "
                                "dtype='int64'")
     rows = weight.shape[0]
-    if indices.size and (indices.data.min() < 0 or indices.data.max() >= rows):
-        bad = indices.data[(indices.data < 0) | (indices.data >= rows)].flat[0]
+    if indices.size and (indices._data.min() < 0 or indices._data.max() >= rows):
+        bad = indices._data[(indices._data < 0) | (indices._data >= rows)].flat[0]
         raise IndexError(f"embedding: index {bad} is out of range for {rows} embeddings "
                          f"(indices must be 0..{rows - 1})")
     return Embedding.apply(weight, indices, padding_idx=padding_idx)

@@ -13,6 +13,8 @@ from minidl.tensor import Function, Tensor
 
 
 class MatMul(Function):
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError("MatMul: matmul needs tensors of at least one dimension; use * for "
@@ -48,6 +50,8 @@ class MatMul(Function):
 class Linear(Function):
     """x @ W.T + b in one node: the layer every MLP step runs, so it costs one op."""
 
+    saved_inputs, saves_output = (0, 1), False
+
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         self.x, self.weight = x, weight
         return x @ weight.T + bias
@@ -76,8 +80,22 @@ def _column_sums(g: np.ndarray) -> np.ndarray:
     its first axis one row at a time; a ones-vector product (BLAS gemv), which also adds
     the rows in sequence, is 3-4x faster for float32 and float64."""
     if g.dtype.itemsize >= 4 and g.shape[0] > 1 and g.shape[1] > 1:
-        return np.ones(g.shape[0], dtype=g.dtype) @ g
+        return _ones(g.shape[0], g.dtype) @ g
     return accurate_sum(g, axis=0)
+
+
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of n ones, kept for the next step (the same batch size)."""
+    ones = _ONES.get((n, dtype))
+    if ones is None:
+        if len(_ONES) >= 8:  # a few batch sizes (the last batch of an epoch is smaller)
+            _ONES.clear()
+        ones = _ONES[(n, dtype)] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
 
 
 def matmul(a: Any, b: Any) -> Tensor:

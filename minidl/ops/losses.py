@@ -29,6 +29,8 @@ def _trailing_mean(values: np.ndarray) -> np.ndarray:
 
 
 class LogSoftmax(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, x: np.ndarray, axis: int) -> np.ndarray:
         self.axis = axis
         self.out = _log_softmax(x, axis)
@@ -39,6 +41,8 @@ class LogSoftmax(Function):
 
 
 class Softmax(Function):
+    saved_inputs, saves_output = (), True
+
     def forward(self, x: np.ndarray, axis: int) -> np.ndarray:
         self.axis = axis
         e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -52,6 +56,8 @@ class Softmax(Function):
 
 class CrossEntropy(Function):
     """Per-example -log softmax(logits)[target] for logits (m, C), integer targets (m,)."""
+
+    saved_inputs, saves_output = (1,), False
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
         rows = np.arange(logits.shape[0])
@@ -73,6 +79,8 @@ class BinaryCrossEntropyWithLogits(Function):
 
     Written as max(z, 0) - z y + log(1 + exp(-|z|)), which never overflows.
     """
+
+    saved_inputs, saves_output = (0, 1), False
 
     def forward(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.z, self.y = z, y

@@ -13,6 +13,8 @@ from minidl.tensor import Function, Tensor
 
 
 class Reshape(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         self.shape = a.shape
         return a.reshape(shape)
@@ -22,6 +24,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
         self.inverse = None if axes is None else tuple(np.argsort(axes))
         return a.transpose(axes)
@@ -31,6 +35,8 @@ class Transpose(Function):
 
 
 class GetItem(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, index: Any) -> np.ndarray:
         self.shape, self.index = a.shape, index
         return a[index]
@@ -45,6 +51,8 @@ class GetItem(Function):
 
 
 class Concatenate(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, *arrays: np.ndarray, axis: int) -> np.ndarray:
         self.axis = axis
         self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
@@ -55,6 +63,8 @@ class Concatenate(Function):
 
 
 class Stack(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, *arrays: np.ndarray, axis: int) -> np.ndarray:
         self.axis = axis
         return np.stack(arrays, axis=axis)
@@ -75,7 +85,7 @@ def _plain_index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_plain_index(p) for p in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, list):
         return np.asarray(index)
     return index

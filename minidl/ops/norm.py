@@ -45,6 +45,8 @@ class BatchNorm(Function):
     """Per-channel normalization of x (N, C, ...) with the batch's statistics (training)
     or given running statistics (eval); optional per-channel weight and bias."""
 
+    saved_inputs, saves_output = (), False
+
     def forward(self, x: np.ndarray, weight: np.ndarray | None = None,
                 bias: np.ndarray | None = None, *, eps: float,
                 running_mean: np.ndarray | None, running_var: np.ndarray | None,
@@ -105,6 +107,8 @@ class BatchNorm(Function):
 class LayerNorm(Function):
     """Normalization of x over its last ``dims`` axes, with optional weight and bias of
     those axes' shape."""
+
+    saved_inputs, saves_output = (), False
 
     def forward(self, x: np.ndarray, weight: np.ndarray | None = None,
                 bias: np.ndarray | None = None, *, dims: int, eps: float) -> np.ndarray:

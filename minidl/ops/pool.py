@@ -21,6 +21,9 @@ class MaxPool2d(Function):
     """The largest value of each window; its gradient goes to that one element (the first
     one, on a tie, as torch's CPU kernel picks it)."""
 
+    saved_inputs = ()
+    saves_output = False
+
     def forward(self, x: np.ndarray, *, geometry: Geometry) -> np.ndarray:
         n, c, height, width = x.shape
         oh, ow = geometry.output_size(height, width, "max_pool2d")
@@ -44,6 +47,9 @@ class MaxPool2d(Function):
 class AvgPool2d(Function):
     """The mean of each window. Padding counts as zeros in the mean (torch's default,
     ``count_include_pad=True``) unless ``count_include_pad`` is False."""
+
+    saved_inputs = ()
+    saves_output = False
 
     def forward(self, x: np.ndarray, *, geometry: Geometry,
                 count_include_pad: bool) -> np.ndarray:
@@ -72,6 +78,9 @@ class AvgPool2d(Function):
 
 class GlobalAvgPool2d(Function):
     """The mean over all of H x W, keeping them as 1 x 1: adaptive average pooling to 1."""
+
+    saved_inputs = ()
+    saves_output = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.shape = x.shape

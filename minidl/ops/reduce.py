@@ -37,6 +37,8 @@ def _keep_reduced_axes(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) 
 
 
 class Sum(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
         total = accurate_sum(a, axis=axes, keepdims=keepdims)
@@ -49,6 +51,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
         count = int(np.prod([a.shape[ax] for ax in axes]))
@@ -63,6 +67,8 @@ class Mean(Function):
 
 
 class Max(Function):
+    saved_inputs, saves_output = (), False
+
     def forward(self, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         out = a.max(axis=axes, keepdims=True)
         # Ties share the gradient evenly, so it sums to exactly the output's gradient.

@@ -147,8 +147,10 @@ class Optimizer:
     # ---- the step ------------------------------------------------------------------------
     def zero_grad(self) -> None:
         """Clear every gradient (and the example counts behind them)."""
-        for param in self.params:
-            param.grad = None
+        for group in self.param_groups:
+            for param in group["params"]:
+                param._grad = None  # what ``param.grad = None`` does, without the property
+                param._grad_record = None
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
@@ -162,7 +164,7 @@ class Optimizer:
                 grad = param._grad  # what the .grad property returns, read once
                 if grad is None:
                     continue
-                if param.data.dtype == _FLOAT16:
+                if param._data.dtype == _FLOAT16:
                     self._update_through_master(param, grad, state, group)
                 else:
                     update(param.data, grad, state, group)
@@ -186,7 +188,8 @@ class Optimizer:
 
     def _check_normalized(self) -> None:
         for index, param in enumerate(self.params):
-            if param._grad is not None and param.grad_count == 0:
+            record = param._grad_record  # grad_count is 0 without a record or with count 0
+            if param._grad is not None and (record is None or record.count == 0):
                 raise GradientNotNormalizedError(
                     f"parameter {index} (shape {param.shape}) has a gradient that no batch "
                     "reduction produced since it was last cleared: the loss was reduced by "

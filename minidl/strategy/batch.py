@@ -30,6 +30,8 @@ class BatchReduce(Function):
     s / c, so every branch of the graph sees the same scaling.
     """
 
+    saved_inputs, saves_output = (), False
+
     plan_pass = staticmethod(plan_pass)
 
     def forward(self, losses: np.ndarray, weights: np.ndarray | None,
@@ -48,7 +50,9 @@ class BatchReduce(Function):
         # A Python float: the seed may exceed the float16 range, its product does not.
         scale = float(grad) * self.cost_scale
         if self.weights is None:
-            return np.full(self.shape, scale, dtype=self.dtype)
+            out = np.empty(self.shape, dtype=self.dtype)  # np.full, without its Python layer
+            out.fill(scale)
+            return out
         return (self.weights * scale).astype(self.dtype, copy=False)
 
 

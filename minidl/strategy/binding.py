@@ -118,11 +118,11 @@ class Strategy:
             return new_grad if grad is None else grad + new_grad
         if isinstance(value, np.generic):  # numpy turns 0-d arithmetic into scalars
             value = np.asarray(value)
-        if not isinstance(value, np.ndarray) or value.shape != leaf.data.shape:
+        if not isinstance(value, np.ndarray) or value.shape != leaf._data.shape:
             shown = getattr(value, "shape", type(value).__name__)
             raise PluginError(f"plugin {self.plugin_name!r} returned {shown} from hook "
                               f"minidl_leaf_grad; it must return an array of the leaf's shape "
-                              f"{leaf.data.shape}")
+                              f"{leaf._data.shape}")
         if not self.built_in and not np.isfinite(value).all() and np.isfinite(new_grad).all() \
                 and (grad is None or np.isfinite(grad).all()):
             raise PluginError(f"plugin {self.plugin_name!r} returned NaN or inf from hook "

@@ -56,7 +56,7 @@ class BatchPlan:
 
     def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None:
         """Hand the strategy the leaf's normalized part and this pass's sum; store its answer."""
-        dtype = leaf.data.dtype
+        dtype = leaf._data.dtype
         work = accumulator(dtype)  # float16 leaves are accumulated in float32
         record = leaf._grad_record
         if record is not None:

@@ -10,6 +10,7 @@ selects one, ``deferred`` is active.
 
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -106,9 +107,7 @@ def resolve_strategy(spec: Any = None, options: dict[str, Any] | None = None) ->
     """
     if spec is None:
         active = _active.get()
-        if active is not None:
-            return active
-        spec = DEFAULT_STRATEGY
+        return active if active is not None else _default_strategy()
     if isinstance(spec, Strategy):
         return spec
     if isinstance(spec, NormalizationConfig):
@@ -132,6 +131,32 @@ def resolve_strategy(spec: Any = None, options: dict[str, Any] | None = None) ->
         cache[key] = strategy
     except TypeError:
         pass
+    return strategy
+
+
+class _DefaultCache:
+    """The default strategy, bound for one manager and generation: every batch reduction
+    outside a ``with mdl.normalization(...)`` block asks for it."""
+
+    __slots__ = ("manager", "generation", "strategy")
+
+    def __init__(self) -> None:
+        self.manager: weakref.ref[PluginManager] | None = None
+        self.generation = -1
+        self.strategy: Strategy | None = None
+
+
+_default = _DefaultCache()
+
+
+def _default_strategy() -> Strategy:
+    pm = get_plugin_manager()
+    cache = _default
+    if (cache.strategy is not None and cache.manager is not None and cache.manager() is pm
+            and cache.generation == pm.generation):
+        return cache.strategy
+    strategy = resolve_strategy(DEFAULT_STRATEGY)
+    cache.manager, cache.generation, cache.strategy = weakref.ref(pm), pm.generation, strategy
     return strategy
 
 

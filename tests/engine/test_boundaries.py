@@ -1,6 +1,6 @@
 """The engine knows no plugins (issue 8): what plain calculus imports, and its import graph.
 
-The engine is minidl/tensor.py, autograd.py, gradmode.py and minidl/ops/ (the batch
+The engine is minidl/tensor.py, autograd.py, gradmode.py, inplace.py and minidl/ops/ (the batch
 reduction, which does know strategies, lives in minidl/strategy/). A plain backward
 must run without the plugin manager, the strategies or any plugin, and the only
 import cycle among engine modules is tensor <-> ops, closed by the one import at the
@@ -17,6 +17,7 @@ from pathlib import Path
 
 MINIDL = Path(__file__).resolve().parents[2] / "minidl"
 ENGINE_FILES = [MINIDL / "autograd.py", MINIDL / "tensor.py", MINIDL / "gradmode.py",
+                MINIDL / "inplace.py",
                 *sorted((MINIDL / "ops").glob("*.py"))]
 FORBIDDEN = ("minidl.pluginmanager", "minidl.strategy", "minidl.hookspecs", "minidl.plugins")
 # Modules the engine may import that import nothing of minidl but errors (checked below).
