@@ -261,6 +261,22 @@ def _epoch_of(meta: dict[str, Any] | None) -> int | None:
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
+def output_notes(directory: Path, name: str) -> list[str]:
+    """What to tell a user reading ``name`` (``model.npz``) from a run directory when it is
+    not the file the directory's manifest names (a run stopped before its final set)."""
+    manifest = read_manifest(directory)
+    if manifest is None:
+        return []
+    entry = manifest.files.get(name)
+    if entry is not None and entry.sha256 == _sha_or_none(directory / name):
+        return []
+    epoch = _show(file_epoch(directory / name))
+    return [f"{directory / name} (epoch {epoch}) is not part of the set {MANIFEST_NAME} names "
+            f"(epoch {manifest.epoch}): the run stopped before writing its final files; "
+            f"using it as it is (resume the run to finish it: minidl train --resume "
+            f"{directory})"]
+
+
 def resolve_resume(path: str | Path) -> tuple[Path, list[str]]:
     """The checkpoint ``--resume PATH`` means (PATH: a run directory or a checkpoint), and
     notes for the user when the directory's files do not form one set.

@@ -26,7 +26,8 @@ from minidl.data.datasets import DATASETS
 from minidl.data.files import is_number
 from minidl.errors import ArchiveError, CheckpointError
 from minidl.gradmode import no_grad
-from minidl.models.files import load, model_path, read_model_file
+from minidl.manifest import output_notes
+from minidl.models.files import MODEL_NAME, load, model_path, read_model_file
 from minidl.npz import read_npz
 from minidl.nn import functional as F
 from minidl.tensor import from_numpy
@@ -41,6 +42,9 @@ class _Model:
     def __init__(self, source: Path) -> None:
         _, self.meta = read_model_file(source)
         self.module = load(source)
+        if Path(source).is_dir():  # a run directory: say when its files are not one set
+            for note in output_notes(Path(source), MODEL_NAME):
+                print(f"note: {note}", file=sys.stderr)
         self.task: str | None = self.meta.get("task")
         context = self.meta["architecture"].get("context") or {}
         scaling = self.meta.get("scaling")

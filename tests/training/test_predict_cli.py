@@ -134,3 +134,20 @@ def test_bad_models_are_one_message_and_exit_2(capsys, digits_run, digits_files,
     assert code == 2 and "2 features per example, the model takes 64" in err
     code, _, err = _run(capsys, "evaluate", digits_run, "nothing.json")
     assert code == 2 and "unknown data 'nothing.json'" in err
+
+
+def test_evaluate_says_when_the_model_is_not_the_set_the_manifest_names(capsys, tmp_path):
+    """A run that stopped after its final model.npz but before the manifest named it (as a
+    kill can leave it): evaluate on the directory says so, and still evaluates."""
+    run = tmp_path / "run"
+    assert main(["train", "--quiet", "--set", "train.epochs=4", "--set", f"output.dir={run}",
+                 "--set", "output.checkpoint_every=1"]) == 0
+    capsys.readouterr()
+    code, _, err = _run(capsys, "evaluate", run, "planar")
+    assert code == 0 and err == ""  # one consistent set: nothing to say
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["files"]["model.npz"]  # as before the final manifest was written
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = _run(capsys, "evaluate", run, "planar")
+    assert code == 0 and out.startswith("accuracy ")
+    assert err.startswith(f"note: {run / 'model.npz'} (epoch 4) is not part of the set")
