@@ -12,12 +12,16 @@ How it is computed, and why (the layout decides the speed):
   That is im2col split by kernel row: the same arithmetic as one big product, with a
   kh-times smaller copy. With few channels (a row of fewer than ``FOLD_BELOW`` columns,
   e.g. a first layer on grey images) the kernel rows are folded into the copy as well:
-  full im2col, one product.
-* Weight gradient: the same windows, transposed, times the output gradient, per kernel row.
+  full im2col, one product. That copy is made transposed, (kh*kw*C, OH*N*OW), as kh*kw
+  shifted copies of the input (long contiguous runs, where the untransposed copy writes
+  runs of kw numbers).
+* Weight gradient: the same windows, transposed, times the output gradient, per kernel row
+  (folded: one product of the transposed copy).
 * Input gradient: for stride 1 along the width, a transposed convolution along the width
-  (windows of the zero-padded output gradient times the flipped kernels, one product)
-  whose kh rows are added back at their row offsets; otherwise the general col2im: one
-  product, then a scatter-add per kernel offset. No Python loop runs over the batch.
+  (windows of the zero-padded output gradient times the flipped kernels, one product per
+  block of output rows, ``BLOCK_BYTES`` of windows each) whose kh rows are added back at
+  their row offsets; otherwise the general col2im: one product, then a scatter-add per
+  kernel offset. No Python loop runs over the batch.
 """
 
 from __future__ import annotations
@@ -55,30 +59,43 @@ def _grouped_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 FOLD_BELOW = 32
 
 
+#: Size of the blocks the input gradient is computed in: small enough that their
+#: temporaries come back from the allocator warm, instead of as fresh pages each call.
+BLOCK_BYTES = 1 << 20
+
+
 def _unfold(rows: np.ndarray, geometry: Geometry, out_size: tuple[int, int], groups: int,
-            fold: bool, dtype: np.dtype) -> np.ndarray:
-    """The one copy of the windows of the padded (Hp, N, Wp, C) input: along the width,
-    (Hp, N*OW, g, kw*Cg); or, with ``fold``, with the kernel rows in too (OH, N*OW, g,
-    kh*kw*Cg)."""
-    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
-    (oh, ow), n, group_channels = out_size, rows.shape[1], rows.shape[3] // groups
-    if fold:
-        view = sliding_window_view(rows, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(0, 2))
-        view = view[::sh][:oh, :, ::sw][:, :, :ow][..., ::dh, ::dw]  # (OH, N, OW, C, kh, kw)
-        view = view.reshape(oh, n, ow, groups, group_channels, kh, kw)
-        view = view.transpose(0, 1, 2, 3, 5, 6, 4)
-    else:
-        view = sliding_window_view(rows, dw * (kw - 1) + 1, axis=2)[:, :, ::sw][:, :, :ow]
-        view = view[..., ::dw].reshape(*view.shape[:3], groups, group_channels, kw)
-        view = view.transpose(0, 1, 2, 3, 5, 4)
-    strips = np.ascontiguousarray(view, dtype=dtype)
+            dtype: np.dtype) -> np.ndarray:
+    """The one copy of the kw-wide windows of the padded (Hp, N, Wp, C) input, along the
+    width: (Hp, N*OW, g, kw*Cg)."""
+    (_, kw), (_, sw), (_, dw) = geometry.kernel, geometry.stride, geometry.dilation
+    (_, ow), n, group_channels = out_size, rows.shape[1], rows.shape[3] // groups
+    view = sliding_window_view(rows, dw * (kw - 1) + 1, axis=2)[:, :, ::sw][:, :, :ow]
+    view = view[..., ::dw].reshape(*view.shape[:3], groups, group_channels, kw)
+    strips = np.ascontiguousarray(view.transpose(0, 1, 2, 3, 5, 4), dtype=dtype)
     return strips.reshape(strips.shape[0], n * ow, groups, -1)
 
 
-def _row_slices(geometry: Geometry, oh: int, fold: bool) -> list[slice]:
-    """Which rows of the unfolded input each kernel row reads (one slice if folded)."""
-    if fold:
-        return [slice(0, oh)]
+def _unfold_transposed(rows: np.ndarray, geometry: Geometry, out_size: tuple[int, int],
+                       groups: int, dtype: np.dtype) -> np.ndarray:
+    """Full im2col of the padded (Hp, N, Wp, C) input, transposed: (g, kh*kw*Cg, OH*N*OW).
+
+    Built as kh*kw shifted copies of the input, each a long run of contiguous memory; the
+    untransposed (OH*N*OW, kh*kw*Cg) copy writes runs of kw numbers and measured 3-4x
+    slower for a grey first layer."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
+    (oh, ow), n, channels = out_size, rows.shape[1], rows.shape[3]
+    cols = np.empty((groups, kh, kw, channels // groups, oh, n, ow), dtype=dtype)
+    for p in range(kh):
+        for q in range(kw):
+            shifted = rows[p * dh: p * dh + sh * (oh - 1) + 1: sh, :,
+                           q * dw: q * dw + sw * (ow - 1) + 1: sw]  # (OH, N, OW, C)
+            cols[:, p, q] = shifted.transpose(3, 0, 1, 2).reshape(groups, -1, oh, n, ow)
+    return cols.reshape(groups, kh * kw * (channels // groups), oh * n * ow)
+
+
+def _row_slices(geometry: Geometry, oh: int) -> list[slice]:
+    """Which rows of the unfolded input each kernel row reads."""
     (kh, _), (sh, _), (dh, _) = geometry.kernel, geometry.stride, geometry.dilation
     return [slice(p * dh, p * dh + sh * (oh - 1) + 1, sh) for p in range(kh)]
 
@@ -101,17 +118,20 @@ class Conv2d(Function):
         if ph or pw:
             rows = np.pad(rows, ((ph, ph), (0, 0), (pw, pw), (0, 0)))
         fold = kw * group_channels < FOLD_BELOW
-        strips = _unfold(rows, geometry, (oh, ow), groups, fold, work)
-        # kernel row p of group g as a (kw*Cg, O/g) matrix, (kh, g, kw*Cg, O/g); folded,
-        # all rows as one (kh*kw*Cg, O/g) matrix per group
         kernels = weight.astype(work, copy=False).reshape(
             groups, out_channels // groups, group_channels, kh, kw)
-        kernels = kernels.transpose(0, 3, 4, 2, 1) if fold else kernels.transpose(3, 0, 4, 2, 1)
-        kernels = kernels.reshape(1 if fold else kh, groups, -1, out_channels // groups)
-        slices = _row_slices(geometry, oh, fold)
-        out = _grouped(strips[slices[0]].reshape(-1, *strips.shape[2:]), kernels[0])
-        for rows_p, kernel_p in zip(slices[1:], kernels[1:]):
-            out += _grouped(strips[rows_p].reshape(-1, *strips.shape[2:]), kernel_p)
+        slices = _row_slices(geometry, oh)
+        if fold:  # all kernel rows as one (kh*kw*Cg, O/g) matrix per group
+            strips = _unfold_transposed(rows, geometry, (oh, ow), groups, work)
+            kernels = kernels.transpose(0, 3, 4, 2, 1).reshape(groups, strips.shape[1], -1)
+            out = np.concatenate([strips[i].T @ kernels[i] for i in range(groups)], axis=1)
+        else:  # kernel row p of group g as a (kw*Cg, O/g) matrix, (kh, g, kw*Cg, O/g)
+            strips = _unfold(rows, geometry, (oh, ow), groups, work)
+            kernels = kernels.transpose(3, 0, 4, 2, 1).reshape(
+                kh, groups, -1, out_channels // groups)
+            out = _grouped(strips[slices[0]].reshape(-1, *strips.shape[2:]), kernels[0])
+            for rows_p, kernel_p in zip(slices[1:], kernels[1:]):
+                out += _grouped(strips[rows_p].reshape(-1, *strips.shape[2:]), kernel_p)
         if bias is not None:
             out += bias.astype(work, copy=False)
         self.geometry, self.groups, self.x_shape = geometry, groups, x.shape
@@ -148,13 +168,14 @@ class Conv2d(Function):
         out_channels, group_channels, kh, kw = self.weight.shape
         groups, strips = self.groups, self.strips
         by_group = g.reshape(-1, groups, out_channels // groups)
-        rows = []
-        for rows_p in self.slices:
-            x_rows = strips[rows_p].reshape(-1, *strips.shape[2:])  # (M, g, K)
-            rows.append(_grouped_outer(x_rows, by_group))  # (g, K, O/g)
-        if self.fold:  # (1, g, kh*kw*Cg, O/g)
-            stacked = rows[0].reshape(groups, kh, kw, group_channels, -1)
+        if self.fold:  # (g, kh*kw*Cg, M) @ (M, O/g) per group
+            stacked = np.stack([strips[i] @ by_group[:, i, :] for i in range(groups)])
+            stacked = stacked.reshape(groups, kh, kw, group_channels, -1)
         else:  # (kh, g, kw*Cg, O/g)
+            rows = []
+            for rows_p in self.slices:
+                x_rows = strips[rows_p].reshape(-1, *strips.shape[2:])  # (M, g, K)
+                rows.append(_grouped_outer(x_rows, by_group))  # (g, K, O/g)
             stacked = np.stack(rows).reshape(kh, groups, kw, group_channels, -1)
             stacked = stacked.transpose(1, 0, 2, 3, 4)
         # (g, kh, kw, Cg, O/g) -> (O, Cg, kh, kw)
@@ -162,28 +183,36 @@ class Conv2d(Function):
 
     def _input_grad_transposed(self, g: np.ndarray) -> np.ndarray:
         """Stride 1 along the width: each padded-input row is a 1-D transposed convolution
-        of output-gradient rows; kernel row p adds it at row offset p*dh (one product)."""
+        of output-gradient rows; kernel row p adds it at row offset p*dh (one product per
+        block of rows)."""
         out_channels, group_channels, kh, kw = self.weight.shape
         groups, (oh, n, ow, _) = self.groups, g.shape
         (dh, dw), (sh, _) = self.geometry.dilation, self.geometry.stride
         span = dw * (kw - 1)
-        padded_g = np.zeros((oh, n, ow + 2 * span, out_channels), dtype=g.dtype)
-        padded_g[:, :, span: span + ow] = g
-        view = sliding_window_view(padded_g, span + 1, axis=2)[..., ::dw]  # (OH,N,Wp,O,kw)
-        wp = view.shape[2]
-        view = view.reshape(oh, n, wp, groups, out_channels // groups, kw)
-        cols = np.ascontiguousarray(view.transpose(0, 1, 2, 3, 5, 4)).reshape(
-            oh * n * wp, groups, kw * (out_channels // groups))
+        wp = ow + span
         # flipped kernels, (g, kw*O/g, kh*Cg): window element j meets kernel column kw-1-j
         flipped = self.weight.astype(self.work, copy=False)[..., ::-1].reshape(
             groups, out_channels // groups, group_channels, kh, kw).transpose(0, 4, 1, 3, 2)
         flipped = flipped.reshape(groups, kw * (out_channels // groups), kh * group_channels)
-        rows = _grouped(cols, flipped).reshape(oh, n, wp, groups, kh, group_channels)
         hp = self.x_shape[2] + 2 * self.geometry.padding[0]
         padded = np.zeros((hp, n, wp, groups * group_channels), dtype=self.work)
-        for p in range(kh):
-            padded[p * dh: p * dh + sh * (oh - 1) + 1: sh] += rows[:, :, :, :, p].reshape(
-                oh, n, wp, -1)
+        # Blocks of output rows whose windows take about BLOCK_BYTES: one copy of all of
+        # them (10 MB for the benchmark's second layer) measured 2.5x slower, most of it
+        # the kernel handing fresh pages to each new large array.
+        block = max(1, BLOCK_BYTES // (n * wp * kw * out_channels * g.itemsize))
+        padded_g = np.zeros((min(block, oh), n, ow + 2 * span, out_channels), dtype=g.dtype)
+        for start in range(0, oh, block):
+            size = min(block, oh - start)
+            padded_g[:size, :, span: span + ow] = g[start: start + size]
+            view = sliding_window_view(padded_g[:size], span + 1, axis=2)[..., ::dw]
+            view = view.reshape(size, n, wp, groups, out_channels // groups, kw)
+            cols = np.ascontiguousarray(view.transpose(0, 1, 2, 3, 5, 4)).reshape(
+                size * n * wp, groups, kw * (out_channels // groups))
+            rows = _grouped(cols, flipped).reshape(size, n, wp, groups, kh, group_channels)
+            for p in range(kh):
+                first = p * dh + start * sh
+                padded[first: first + sh * (size - 1) + 1: sh] += rows[:, :, :, :, p].reshape(
+                    size, n, wp, -1)
         return padded
 
     def _input_grad_scattered(self, g: np.ndarray) -> np.ndarray:

@@ -18,12 +18,16 @@ import minidl.ops.conv
 from minidl.errors import ShapeError
 
 
-@pytest.fixture(params=["by kernel row", "full im2col"])
+@pytest.fixture(params=["by kernel row", "full im2col", "input gradient row by row"])
 def unfolding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with both ways conv2d copies its windows: along the width with one product
-    per kernel row (wide inputs), and with the kernel rows folded in (few channels)."""
-    monkeypatch.setattr(minidl.ops.conv, "FOLD_BELOW", 0 if request.param == "by kernel row"
-                        else 10 ** 9)
+    per kernel row (wide inputs), and with the kernel rows folded in (few channels); and
+    with the input gradient computed in blocks of one output row (a block is 1 MB, more than
+    any input here)."""
+    monkeypatch.setattr(minidl.ops.conv, "FOLD_BELOW", 10 ** 9 if request.param == "full im2col"
+                        else 0)
+    if request.param == "input gradient row by row":
+        monkeypatch.setattr(minidl.ops.conv, "BLOCK_BYTES", 1)
     return request.param
 
 
@@ -131,7 +135,7 @@ def test_conv2d_random_geometry(n: int, groups: int, cg: int, og: int, h: int, w
                                 kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int,
                                 dw: int, seed: int) -> None:
     """Any geometry whose kernel fits the padded input: float64, with bias, both ways of
-    unfolding."""
+    unfolding, the input gradient in one block and row by row."""
     if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
         return
     rng = np.random.default_rng(seed)
@@ -139,15 +143,16 @@ def test_conv2d_random_geometry(n: int, groups: int, cg: int, og: int, h: int, w
     weight = rng.standard_normal((groups * og, cg, kh, kw))
     bias = rng.standard_normal(groups * og)
     geometry = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
-    saved = minidl.ops.conv.FOLD_BELOW  # hypothesis runs this many times: no monkeypatch
-    for fold_below in (0, 10 ** 9):
-        minidl.ops.conv.FOLD_BELOW = fold_below
+    module = minidl.ops.conv  # hypothesis runs this many times: no monkeypatch
+    saved = module.FOLD_BELOW, module.BLOCK_BYTES
+    for fold_below, block_bytes in ((0, saved[1]), (10 ** 9, 1)):
+        module.FOLD_BELOW, module.BLOCK_BYTES = fold_below, block_bytes
         try:
             check_op(lambda *t: F.conv2d(*t, **geometry),
                      lambda a, b, c: naive_conv2d(a, b, c, **geometry), [x, weight, bias],
                      seed=seed)
         finally:
-            minidl.ops.conv.FOLD_BELOW = saved
+            module.FOLD_BELOW, module.BLOCK_BYTES = saved
 
 
 def test_conv2d_stack_through_relu(unfolding: str) -> None:
