@@ -22,6 +22,8 @@ Used by ``benchmark.py`` beside this file.
 
 from __future__ import annotations
 
+import os
+
 import statistics
 import tracemalloc
 from typing import Any, Callable
@@ -173,6 +175,11 @@ def bench_conv(rounds: int, round_s: float, warmup_s: float, seed: int,
     runs: dict[str, Callable[[int], None]] = {"minidl": minidl_conv.run}
     if torch is not None:
         torch_conv = TorchConv(arrays, torch)
+        # Same threads on both sides: OPENBLAS_NUM_THREADS=1 alone would pit one BLAS
+        # thread against torch's default (all cores).
+        blas_threads = os.environ.get("OPENBLAS_NUM_THREADS")
+        if blas_threads and blas_threads.isdigit() and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(int(blas_threads))
         result["torch_threads"] = torch.get_num_threads()
         result["check"] = check_against_torch(minidl_conv, torch_conv)
         if not result["check"]["ok"]:
