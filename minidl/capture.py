@@ -16,8 +16,8 @@ building Tensors, the graph walk, in-place checks and per-op Python bookkeeping.
 Guards (a change re-traces, said once per change under ``MINIDL_DEBUG``): the
 shapes, dtypes and ``requires_grad`` of tensor arguments, the values of other
 arguments, the active strategy, grad mode, the parameters the step used (shape,
-dtype, ``requires_grad``) and the modules it called (``training``, which
-parameters they hold).
+dtype, ``requires_grad``) and the modules it called (every attribute by identity:
+``training``, parameters, buffers, a dropout's ``p`` and generator).
 
 Not replayable, so the step runs eagerly from then on (said once under
 ``MINIDL_DEBUG``): Python control flow on values (``.item()``, ``bool(t)``, a
@@ -26,8 +26,9 @@ constant array that is not an argument of the step (build it outside and pass it
 in), a tensor created inside the step that requires grad, ``retain_graph``, an LR
 scheduler stepped inside the step, a plugin observing every backward
 (``minidl_after_backward``), ``detect_anomaly``. Values the step reads from its
-closure (Python numbers, 0-d constants) are frozen at trace time, and input checks
-done in Python outside ops (label ranges) run only on the traced call. Random ops
+closure (Python numbers, 0-d constants) are frozen at trace time; Python side effects
+other than ops and optimizer calls (a counter a module keeps, a print) and input checks
+done in Python outside ops (label ranges) happen on the traced call only. Random ops
 must be ``Function``s that draw in ``forward`` (``nn.Dropout`` does), so a replay
 draws fresh randomness from the same generator.
 """
@@ -266,6 +267,7 @@ class Recorder:
 
 
 _MAX_TRACES = 8  # guard keys kept per step (batch shapes); the oldest goes first
+_MAX_INVALIDATIONS = 16  # traces invalidated by a change before the step goes eager
 
 
 class CompiledStep:
@@ -276,6 +278,7 @@ class CompiledStep:
         self.traces: dict[Any, Trace] = {}
         #: Why the step runs eagerly for good (None while it can be compiled).
         self.eager_reason: str | None = None
+        self.invalidations = 0
         self.__wrapped__ = step
         self.__doc__ = getattr(step, "__doc__", None)
 
@@ -293,8 +296,12 @@ class CompiledStep:
                 changed = "a plugin now observes every backward"
             if changed is None:
                 return trace.replay([t._data for t in tensors])
-            _debug(f"re-tracing {self._name}: {changed}")
             del self.traces[key]
+            self.invalidations += 1
+            if self.invalidations > _MAX_INVALIDATIONS:
+                self._go_eager(f"what it uses keeps changing ({changed})")
+                return self.step(*args, **kwargs)
+            _debug(f"re-tracing {self._name}: {changed}")
         elif self.traces:
             _debug(f"re-tracing {self._name}: new argument shapes, dtypes, values, strategy "
                    "or grad mode")
@@ -324,8 +331,9 @@ class CompiledStep:
                 self._go_eager(f"an argument of type {type(value).__name__} (pass tensors, "
                                "or Python numbers and strings, which are guarded by value)")
                 return tensors, None
-        strategy_key = resolve_strategy(None).key
-        return tensors, (tuple(parts), tuple(kwargs), strategy_key, grad_enabled.get())
+        strategy = resolve_strategy(None)  # its identity changes with the plugin set
+        return tensors, (tuple(parts), tuple(kwargs), strategy.key, id(strategy),
+                         grad_enabled.get())
 
     def _go_eager(self, reason: str) -> None:
         self.eager_reason = reason

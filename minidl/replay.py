@@ -84,7 +84,8 @@ class Trace:
                 return f"a parameter changed (now {data.shape}, {data.dtype})"
         for module, state in self.modules:
             if module_state(module) != state:
-                return f"{type(module).__name__} changed (train/eval mode or its parameters)"
+                return (f"{type(module).__name__} changed (train/eval mode, a parameter, a "
+                        "buffer or another attribute)")
         return None
 
     def replay(self, arg_arrays: list[np.ndarray]) -> Any:
@@ -141,9 +142,9 @@ def _compile_event(event: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def module_state(module: Any) -> tuple[Any, ...]:
-    """What a replay assumes of a module the step called: its mode, parameters, buffers."""
-    return (module.training, tuple(map(id, module._parameters.values())),
-            tuple(map(id, module._buffers.values())))
+    """What a replay assumes of a module the step called: every attribute, by identity
+    (its mode, parameters, buffers, and options such as a dropout's ``p`` and generator)."""
+    return tuple(map(id, module.__dict__.values()))
 
 
 def _table_slots(ref: tuple[int, Any]) -> list[int]:

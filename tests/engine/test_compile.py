@@ -401,3 +401,27 @@ def test_aliased_arguments_and_a_replaced_parameter_retrace():
         step_e(x, y, other), step_c(x, y, other)
         assert_same(eager, compiled)
     assert step_c.eager_reason is None and len(step_c.traces) == 2
+
+
+def test_a_new_dropout_generator_or_rate_retraces():
+    eager, compiled = make_net("float32", dropout=0.5), make_net("float32", dropout=0.5)
+    step_e, step_c = plain_step(*eager), mdl.compile(plain_step(*compiled))
+    for index, (args, _) in enumerate(batches("float32", count=6)):
+        for net, _ in (eager, compiled):
+            if index == 2:
+                net[2].generator = np.random.default_rng(99)
+            if index == 4:
+                net[2].p = 0.25
+        step_e(**args), step_c(**args)
+        assert_same(eager, compiled)
+    assert step_c.eager_reason is None and step_c.invalidations == 2
+
+
+def test_a_module_changed_before_every_call_ends_up_eager():
+    eager, compiled = make_net("float32"), make_net("float32")
+    step_e, step_c = plain_step(*eager), mdl.compile(plain_step(*compiled))
+    for args, _ in batches("float32", count=20):
+        compiled[0][1].note = object()  # each call finds the module changed: re-trace
+        step_e(**args), step_c(**args)
+        assert_same(eager, compiled)
+    assert "keeps changing" in step_c.eager_reason
