@@ -15,91 +15,9 @@ import minidl as mdl
 from minidl import autograd
 from minidl.nn import functional as F
 from minidl.nn.layers import DropoutMask
+from tests.helpers.compiled import (accumulating_step, assert_same, batches, make_net,
+                                    plain_step, run_both, weighted_step)
 from tests.helpers.opcheck import check_op
-
-
-def make_net(dtype, dropout=None, adam=False):
-    layers = [mdl.nn.Linear(2, 4, generator=1, dtype=dtype), mdl.nn.Tanh()]
-    if dropout is not None:
-        layers.append(mdl.nn.Dropout(dropout, generator=7))
-    layers.append(mdl.nn.Linear(4, 1, generator=2, dtype=dtype))
-    net = mdl.nn.Sequential(*layers)
-    opt = (mdl.optim.Adam(net.parameters(), lr=0.01) if adam
-           else mdl.optim.SGD(net.parameters(), lr=0.1, momentum=0.9))
-    return net, opt
-
-
-def batches(dtype, count=4, m=16, seed=0, masks=False):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        x = rng.normal(size=(m, 2)).astype(dtype)
-        y = (rng.random((m, 1)) > 0.5).astype(dtype)
-        extra = {}
-        if masks:  # a different count of kept examples per batch
-            extra = {"weight": mdl.tensor(rng.random(m) + 0.5, dtype=dtype),
-                     "mask": mdl.tensor(rng.random(m) > 0.3)}
-        out.append(({"x": mdl.tensor(x, dtype=dtype), "y": mdl.tensor(y, dtype=dtype)}, extra))
-    return out
-
-
-def plain_step(net, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
-def accumulating_step(net, opt):
-    def step(x, y):  # two backward passes (micro-batches) per optimizer step
-        opt.zero_grad()
-        first = F.binary_cross_entropy_with_logits(net(x[:6]), y[:6])
-        first.backward()
-        second = F.binary_cross_entropy_with_logits(net(x[6:]), y[6:])
-        second.backward()
-        opt.step()
-        return first, second
-    return step
-
-
-def weighted_step(net, opt):
-    def step(x, y, weight, mask):
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net(x), y, sample_weight=weight, mask=mask)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
-def assert_same(eager, compiled):
-    (net_e, opt_e), (net_c, opt_c) = eager, compiled
-    for (name, a), (_, b) in zip(net_e.named_parameters(), net_c.named_parameters()):
-        assert a.dtype == b.dtype and np.array_equal(a.data, b.data), name
-        assert np.array_equal(a.grad, b.grad) and a.grad_count == b.grad_count, name
-    for state_e, state_c in zip(opt_e.state, opt_c.state):
-        for key in state_e:
-            assert np.array_equal(state_e[key], state_c[key]), key
-
-
-def flat(result):
-    return [t.data for t in (result if isinstance(result, tuple) else (result,))]
-
-
-def run_both(make_step, dtype, data, strategy="deferred", adam=False, dropout=None):
-    eager, compiled = make_net(dtype, dropout, adam), make_net(dtype, dropout, adam)
-    step_e, step_c = make_step(*eager), mdl.compile(make_step(*compiled))
-    with mdl.normalization(strategy):
-        for args, extra in data:
-            out_e, out_c = step_e(**args, **extra), step_c(**args, **extra)
-            for a, b in zip(flat(out_e), flat(out_c)):
-                assert a.dtype == b.dtype and np.array_equal(a, b)
-            assert_same(eager, compiled)
-    assert step_c.eager_reason is None and len(step_c.traces) == 1
-    return step_c, eager, compiled
 
 
 @pytest.mark.parametrize("strategy", ["deferred", "absorbed", "sum"])
@@ -220,82 +138,6 @@ def test_dropout_mask_op_gradient():
              lambda x: x * (keep / 0.6), [np.random.default_rng(1).normal(size=(3, 4))])
 
 
-def value_dependent(net, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net(x), y)
-        if loss.item() > 0.0:  # Python control flow on a value: cannot be replayed
-            loss = loss * 2.0
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
-def closure_constant(net, opt):
-    offset = mdl.tensor(np.ones((16, 1)))
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net(x) + offset, y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
-def comparison_mask(net, opt):
-    def step(x, y):
-        opt.zero_grad()
-        out = net(x)
-        loss = F.binary_cross_entropy_with_logits(out, y, mask=(out > 0).reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
-def grad_read(net, opt):
-    def step(x, y):
-        opt.zero_grad()
-        F.binary_cross_entropy_with_logits(net(x), y).backward()
-        for p in net.parameters():
-            p.grad *= 0.5  # work outside ops: a replay would skip it
-        opt.step()
-    return step
-
-
-@pytest.mark.parametrize("make_step,reason", [
-    (value_dependent, ".item()"), (closure_constant, "neither an argument"),
-    (comparison_mask, "comparison"), (grad_read, ".grad")])
-def test_steps_the_recorder_cannot_replay_run_eagerly(make_step, reason, monkeypatch, capsys):
-    monkeypatch.setenv("MINIDL_DEBUG", "1")
-    eager, compiled = make_net("float64"), make_net("float64")
-    step_e, step_c = make_step(*eager), mdl.compile(make_step(*compiled))
-    for args, _ in batches("float64"):
-        step_e(**args), step_c(**args)
-        assert_same(eager, compiled)
-    assert reason in step_c.eager_reason and not step_c.traces
-    assert capsys.readouterr().err.count("runs eagerly from now on") == 1
-
-
-def test_unsupported_arguments_and_a_scheduler_inside_run_eagerly():
-    net, opt = make_net("float32")
-    step = mdl.compile(lambda x, y: plain_step(net, opt)(mdl.tensor(x), mdl.tensor(y)))
-    args = batches("float32")[0][0]
-    step(args["x"].data.copy(), args["y"].data.copy())
-    assert "ndarray" in step.eager_reason
-    scheduler = mdl.optim.lr_scheduler.StepLR(opt, step_size=1)
-
-    def with_schedule(x, y):
-        plain_step(net, opt)(x, y)
-        scheduler.step()
-
-    step = mdl.compile(with_schedule)
-    step(**args)
-    assert "scheduler" in step.eager_reason
-
-
 def mixed_dtypes(net, opt):
     def step(x, y):  # a float64 constant promotes the float32 graph: backward casts back
         opt.zero_grad()
@@ -370,24 +212,6 @@ def test_batch_norm_running_statistics_replay():
     assert step_c.eager_reason is None and len(step_c.traces) == 1
 
 
-def data_read(net, opt):
-    def step(x, y):
-        opt.zero_grad()
-        scale = float(x.data.std())  # a value read outside ops, then used as a constant
-        F.binary_cross_entropy_with_logits(net(x * scale), y).backward()
-        opt.step()
-    return step
-
-
-def test_a_data_read_runs_eagerly():
-    eager, compiled = make_net("float32"), make_net("float32")
-    step_e, step_c = data_read(*eager), mdl.compile(data_read(*compiled))
-    for args, _ in batches("float32"):
-        step_e(**args), step_c(**args)
-        assert_same(eager, compiled)
-    assert ".data" in step_c.eager_reason
-
-
 def test_aliased_arguments_and_a_replaced_parameter_retrace():
     def step_of(net, opt):
         def step(x, target, other):
@@ -424,13 +248,3 @@ def test_a_new_dropout_generator_or_rate_retraces():
         step_e(**args), step_c(**args)
         assert_same(eager, compiled)
     assert step_c.eager_reason is None and step_c.invalidations == 2
-
-
-def test_a_module_changed_before_every_call_ends_up_eager():
-    eager, compiled = make_net("float32"), make_net("float32")
-    step_e, step_c = plain_step(*eager), mdl.compile(plain_step(*compiled))
-    for args, _ in batches("float32", count=20):
-        compiled[0][1].note = object()  # each call finds the module changed: re-trace
-        step_e(**args), step_c(**args)
-        assert_same(eager, compiled)
-    assert "keeps changing" in step_c.eager_reason
