@@ -81,7 +81,7 @@ _LAZY = {
     "normalization": "minidl.strategy", "resolve_strategy": "minidl.strategy",
     "get_plugin_manager": "minidl.pluginmanager",
     "models": "minidl.models", "save": "minidl.models", "load": "minidl.models",
-    "Trainer": "minidl.training",
+    "Trainer": "minidl.training", "compile": "minidl.capture",
     "distributed": "minidl.distributed",
 }
 
@@ -104,8 +104,8 @@ __all__ = [
     "AnomalyError", "ConfigError", "DataError", "Function", "GradientNotNormalizedError",
     "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "RankCombine",
     "ShapeError", "Strategy", "StrategyInfo", "Tensor", "Trainer", "UnknownStrategyError", "abs",
-    "active_strategy", "batch_reduce", "concatenate", "data", "detect_anomaly", "distributed",
-    "enable_grad", "exp", "from_numpy", "get_default_dtype", "get_plugin_manager", "gradcheck",
+    "active_strategy", "batch_reduce", "compile", "concatenate", "data", "detect_anomaly",
+    "distributed", "enable_grad", "exp", "from_numpy", "get_default_dtype", "get_plugin_manager", "gradcheck",
     "hookimpl", "is_grad_enabled", "load", "log", "matmul", "max", "maximum", "mean", "metrics",
     "models", "nn", "no_grad", "normalization", "optim", "relu", "reshape", "resolve_strategy",
     "save", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "testing",

@@ -22,6 +22,9 @@ from minidl.inplace import state as _inplace_state
 
 ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of numbers
 
+#: The recorder of a step being traced by ``minidl.compile`` (``minidl.capture``), else None.
+_recorder: Any = None
+
 
 def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """A new array (never the caller's: as torch.tensor, building a tensor copies)."""
@@ -84,6 +87,8 @@ class Tensor:
         self._grad_record: Any = None
         self._ctx: Function | None = None
         self._retains_grad = False
+        if _recorder is not None:
+            _recorder.created(self)
 
     @classmethod
     def _from_op(cls, data: np.ndarray, ctx: Function | None) -> Tensor:
@@ -111,6 +116,8 @@ class Tensor:
         ``minidl.inplace`` for how it is detected and what is not covered.
         """
         array = self._data
+        if _recorder is not None:
+            _recorder.read(self, ".data")
         # Held by more than this slot, the local and the argument: a live graph may
         # have saved it, so remember its CRC before user code can write to it.
         if self._snapshot is None and _refcount(array) > 3:
@@ -121,6 +128,8 @@ class Tensor:
     def data(self, array: np.ndarray) -> None:
         # ``t.data *= 2`` lands here with the same array, changed in place: keep the CRC.
         # Rebinding to another array is safe (ops saved the old one), as in torch.
+        if _recorder is not None:
+            _recorder.read(self, "assigning .data")
         if array is not self._data:
             self._data = array
             self._snapshot = None
@@ -154,6 +163,8 @@ class Tensor:
         if self._data.size != 1:
             raise InvalidValueError(f"the truth value of a tensor of shape {self.shape} is "
                                     "ambiguous; use .any() on .data or reduce it first")
+        if _recorder is not None:
+            _recorder.read(self, "bool(tensor)")
         return bool(self._data)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -168,6 +179,8 @@ class Tensor:
         if self._data.size != 1:
             raise InvalidValueError(f"item() needs a tensor with one element; this one has shape "
                                     f"{self.shape}")
+        if _recorder is not None:
+            _recorder.read(self, ".item()")
         return self._data.item()
 
     def detach(self) -> Tensor:
@@ -189,11 +202,15 @@ class Tensor:
     @property
     def grad(self) -> np.ndarray | None:
         """The gradient accumulated here by backward passes since it was last cleared."""
+        if _recorder is not None:
+            _recorder.read(self, ".grad")
         return self._grad
 
     @grad.setter
     def grad(self, value: Any) -> None:
         """Assigning keeps the example count (so clipping stays normalized); None clears."""
+        if _recorder is not None:
+            _recorder.read(self, "assigning .grad")
         if value is None:
             self._grad = None
             self._grad_record = None  # clearing the gradient starts a new accumulation
@@ -212,6 +229,8 @@ class Tensor:
 
         0 when no batch reduction contributed: the gradient is plain calculus.
         """
+        if _recorder is not None:
+            _recorder.read(self, ".grad_count")
         record = self._grad_record
         return 0.0 if record is None else record.count
 
@@ -228,6 +247,9 @@ class Tensor:
         ``grad`` is needed unless this tensor has one element. Leaf gradients
         accumulate until cleared; the graph is freed unless ``retain_graph=True``.
         """
+        if _recorder is not None:
+            _recorder.backward(self, grad, retain_graph)
+            return
         run_backward(self, grad, retain_graph)
 
     # ---- operators (the maths is in minidl.ops, whose _pair lifts the other operand) -
@@ -291,21 +313,33 @@ class Tensor:
 
     # Comparisons give bool tensors outside the graph (masks for where, accuracy).
     def __lt__(self, other: ArrayLike) -> Tensor:
+        if _recorder is not None:
+            _recorder.read(self, "a comparison")
         return Tensor(self._data < self._lift(other)._data)
 
     def __le__(self, other: ArrayLike) -> Tensor:
+        if _recorder is not None:
+            _recorder.read(self, "a comparison")
         return Tensor(self._data <= self._lift(other)._data)
 
     def __gt__(self, other: ArrayLike) -> Tensor:
+        if _recorder is not None:
+            _recorder.read(self, "a comparison")
         return Tensor(self._data > self._lift(other)._data)
 
     def __ge__(self, other: ArrayLike) -> Tensor:
+        if _recorder is not None:
+            _recorder.read(self, "a comparison")
         return Tensor(self._data >= self._lift(other)._data)
 
     def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+        if _recorder is not None:
+            _recorder.read(self, "a comparison")
         return Tensor(self._data == self._lift(other)._data)
 
     def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+        if _recorder is not None:
+            _recorder.read(self, "a comparison")
         return Tensor(self._data != self._lift(other)._data)
 
     __hash__ = object.__hash__  # identity, as in torch: tensors are graph nodes
@@ -410,6 +444,9 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **options: Any) -> Tensor:
         """Run ``forward`` on the inputs' data and record the op if any input needs grad."""
+        recorder = _recorder
+        if recorder is not None and not recorder.paused:
+            return recorder.apply(cls, inputs, options)
         fn = cls()
         needs = tuple([t.requires_grad for t in inputs])
         track = True in needs and grad_enabled.get()

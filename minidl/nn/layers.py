@@ -11,7 +11,7 @@ from minidl.dtypes import as_float_dtype, get_default_dtype
 from minidl.errors import InvalidTypeError, InvalidValueError
 from minidl.nn.init import INITIALIZERS
 from minidl.nn.module import Module, Parameter
-from minidl.tensor import Tensor
+from minidl.tensor import Function, Tensor
 
 INITS = tuple(INITIALIZERS)
 
@@ -99,6 +99,24 @@ class Sigmoid(Module):
         return ops.sigmoid(x)
 
 
+class DropoutMask(Function):
+    """x * keep / (1 - p), with ``keep`` drawn from ``generator`` in forward.
+
+    An op rather than a multiplication by a constant mask, so a compiled step
+    (``mdl.compile``) records the draw, not its result, and draws afresh on replay.
+    """
+
+    saved_inputs, saves_output = (), False
+
+    def forward(self, x: np.ndarray, p: float, generator: Any) -> np.ndarray:
+        keep = generator.random(x.shape) >= p
+        self.scale = (keep / (1.0 - p)).astype(x.dtype)
+        return x * self.scale
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad * self.scale
+
+
 class Dropout(Module):
     """Zero each input with probability ``p`` in training, scaling the rest by 1/(1-p).
 
@@ -118,8 +136,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = self.generator.random(x.shape) >= self.p
-        return x * (keep / (1.0 - self.p)).astype(x.dtype)
+        return DropoutMask.apply(x, p=self.p, generator=self.generator)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

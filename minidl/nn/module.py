@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Iterator
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from minidl.errors import ArchiveError, CheckpointError, ShapeError, StateDictError
 from minidl.npz import read_npz
 from minidl.tensor import Tensor
+
+_tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
 
 
 #: The entry of a minidl ``.npz`` that holds its JSON metadata, not an array of the model.
@@ -84,6 +87,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(...)")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        recorder = _tensor_module._recorder
+        if recorder is not None:  # mdl.compile guards on the modules a step called
+            recorder.module_called(self)
         return self.forward(*args, **kwargs)
 
     # ---- traversal -------------------------------------------------------------------

@@ -20,10 +20,13 @@ torch, the first schedule built on an optimizer records every group's
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable, Sequence
 
 from minidl.errors import HyperparameterError, InvalidTypeError
 from minidl.optim.optimizer import Optimizer, check_hyper
+
+_tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "InverseTimeLR", "LRScheduler", "LambdaLR",
            "LinearWarmup", "SequentialLR", "StepLR"]
@@ -57,6 +60,9 @@ class LRScheduler:
 
     def step(self) -> None:
         """Move to the next epoch and set each group's learning rate for it."""
+        recorder = _tensor_module._recorder
+        if recorder is not None:  # Python state a replay of a compiled step would not change
+            recorder.unsupported("an LR scheduler step inside the step")
         self.last_epoch += 1
         self._last_lr = [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):

@@ -18,12 +18,15 @@ reduction produced since they were last cleared raises, because a bare
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable
 
 import numpy as np
 
 from minidl.errors import GradientNotNormalizedError, HyperparameterError, InvalidTypeError
 from minidl.tensor import Tensor
+
+_tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
 
 _FLOAT16 = np.dtype(np.float16)
 
@@ -147,6 +150,9 @@ class Optimizer:
     # ---- the step ------------------------------------------------------------------------
     def zero_grad(self) -> None:
         """Clear every gradient (and the example counts behind them)."""
+        recorder = _tensor_module._recorder  # a step being traced by mdl.compile records this
+        if recorder is not None and recorder.optimizer_call(self, "zero_grad"):
+            return
         for group in self.param_groups:
             for param in group["params"]:
                 param._grad = None  # what ``param.grad = None`` does, without the property
@@ -154,6 +160,9 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
+        recorder = _tensor_module._recorder  # a step being traced by mdl.compile records this
+        if recorder is not None and recorder.optimizer_call(self, "step"):
+            return
         if self.require_normalized:
             self._check_normalized()
         self.steps += 1

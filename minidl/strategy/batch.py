@@ -7,6 +7,7 @@ pass's plan (``minidl.strategy.plan``): how to seed, how to write leaves.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from minidl.ops.elementwise import as_tensor
 from minidl.strategy.plan import plan_pass
 from minidl.strategy.registry import resolve_strategy
 from minidl.tensor import Function, Tensor
+
+_tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
 
 if TYPE_CHECKING:
     from minidl.strategy.binding import Strategy
@@ -56,17 +59,17 @@ class BatchReduce(Function):
         return (self.weights * scale).astype(self.dtype, copy=False)
 
 
-def _example_weights(losses: Tensor, sample_weight: Any, mask: Any) -> np.ndarray | None:
+def _example_weights(shape: tuple[int, ...], sample_weight: Any, mask: Any) -> np.ndarray | None:
     if sample_weight is None and mask is None:
         return None
     weights = None
     for name, given in (("sample_weight", sample_weight), ("mask", mask)):
         if given is None:
             continue
-        array = np.asarray(getattr(given, "data", given))
-        if array.shape != losses.shape:
+        array = np.asarray(given._data if isinstance(given, Tensor) else given)
+        if array.shape != shape:
             raise ShapeError(f"batch_reduce: {name} has shape {array.shape}, the per-example "
-                             f"losses have shape {losses.shape}; give one value per example")
+                             f"losses have shape {shape}; give one value per example")
         if name == "mask" and array.dtype.kind != "b":
             raise InvalidTypeError(f"batch_reduce: mask must be boolean, got {array.dtype}")
         array = array.astype(np.float64)
@@ -96,5 +99,8 @@ def batch_reduce(losses: Any, sample_weight: Any = None, mask: Any = None,
     losses = as_tensor(losses)
     if losses.size == 0:
         raise InvalidValueError("batch_reduce: the batch is empty")
-    weights = _example_weights(losses, sample_weight, mask)
+    weights = _example_weights(losses.shape, sample_weight, mask)
+    recorder = _tensor_module._recorder
+    if recorder is not None and weights is not None:  # mdl.compile recomputes them per replay
+        recorder.derived(weights, _example_weights, [losses.shape, sample_weight, mask])
     return BatchReduce.apply(losses, weights=weights, strategy=resolve_strategy(strategy))
