@@ -118,8 +118,15 @@ def test_the_model_factory_config_example_is_valid(tmp_path):
 
 def test_every_python_block_is_run_by_a_test():
     selectors = ["minidl_cost_scale", "lr_scheduler", "nn.LSTM", "class Net(mdl.nn.Module)",
-                 "mdl.Trainer(", "nn.Conv2d",
+                 "mdl.Trainer(", "nn.Conv2d", "@mdl.compile",
                  "steplog"]  # the example observer: tests/test_readme_plugins.py runs it
     blocks = _python_blocks()
     unrun = [b.splitlines()[0] for b in blocks[1:] if not any(s in b for s in selectors)]
     assert not unrun, f"README python blocks no test runs: {unrun}"
+
+
+def test_the_compile_example_replays_and_prints_what_it_says(capsys):
+    block = next(b for b in _python_blocks() if "@mdl.compile" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    expected = re.search(r"print\(step.eager_reason.*\)\s+# (.*)", block).group(1)
+    assert capsys.readouterr().out.strip() == expected
