@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from typing import Iterator
@@ -24,6 +25,9 @@ import numpy as np
 from minidl.distributed.comm import LocalGroup, MPIGroup
 from minidl.errors import MinidlError, ReportedByAnotherRank
 
+
+#: Seconds a failing rank waits, after printing its message, before MPI_Abort.
+ABORT_GRACE_SECONDS = 0.3
 
 def _exit_code(error: BaseException) -> int:
     return error.exit_code if isinstance(error, MinidlError) else 1
@@ -85,5 +89,9 @@ def abort_on_failure(group: LocalGroup | MPIGroup, debug: bool = False) -> Itera
                        "MINIDL_DEBUG=1 for the traceback.")
         print(f"{message}; stopping every rank", file=sys.stderr, flush=True)
         sys.stdout.flush()
+        # MPI_Abort tears the job down at once; the launcher's proxy may not yet have
+        # forwarded this rank's last line (seen: 1 run in 8 lost the message). A moment's
+        # grace lets it through; the other ranks wait in a collective meanwhile.
+        time.sleep(ABORT_GRACE_SECONDS)
         group.abort(code)
         os._exit(code)  # MPI_Abort may return before the launcher ends this process
