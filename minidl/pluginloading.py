@@ -23,12 +23,12 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pluggy
 
 from minidl import hookspecs
-from minidl.errors import PluginError
+from minidl.errors import MinidlError, PluginError
 
 ENTRY_POINT_GROUP = "minidl"
 _HOOK_NAMES = sorted(n for n in vars(hookspecs) if n.startswith(f"{hookspecs.PROJECT_NAME}_"))
@@ -196,3 +196,43 @@ def failing_entry_point() -> str | None:
             source = f" of distribution {dist.metadata['Name']} {dist.version}" if dist else ""
             return f"entry point {entry_point.name} = {entry_point.value}{source}"
     return None
+
+def load_plugin(pm: Any, spec: str, *, register: bool = True,
+                check: Callable[[ModuleType], None] | None = None,
+                requires: tuple[str, ...] = ()) -> ModuleType:
+    """``PluginManager.import_plugin``: vet, import, check and register ``spec`` on ``pm``
+    as one transaction (see its docstring)."""
+    is_file = spec.endswith(".py")
+    name = plugin_name(spec)
+    existing = pm.get_plugin(name)
+    if isinstance(existing, ModuleType):
+        return existing
+    vet_source(spec, requires)
+    plugins_before = set(pm.get_plugins())
+    # What to forget if this fails: the plugin's own module(s), nothing they imported.
+    top = None if is_file else spec.split(".")[0]
+    modules_before = {m for m in sys.modules if m == top or m.startswith(f"{top}.")}
+    stage = "import"
+    try:
+        module = import_file(Path(name)) if is_file else import_module(spec)
+        stage = "register"
+        if check is not None:
+            check(module)
+        if register and not pm.is_registered(module):
+            pm.register(module, name=name)
+        else:
+            check_hooks(module, name)
+        return module
+    except BaseException as err:
+        for plugin in set(pm.get_plugins()) - plugins_before:
+            pm.unregister(plugin)
+        for module_name in list(sys.modules):
+            ours = (module_name == top or module_name.startswith(f"{top}.")
+                    or module_name == file_module_name(Path(name)))
+            if ours and module_name not in modules_before:
+                del sys.modules[module_name]
+        if isinstance(err, (MinidlError, KeyboardInterrupt)):
+            raise
+        detail = str(err).replace("\n", "; ")  # pluggy's messages span lines
+        raise PluginError(f"cannot {stage} plugin {spec!r}: {type(err).__name__}: "
+                          f"{detail}") from err

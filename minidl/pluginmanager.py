@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
@@ -25,8 +24,7 @@ import pluggy
 from minidl import autograd, hookspecs
 from minidl.errors import MinidlError, PluginError
 from minidl.pluginloading import (ENTRY_POINT_GROUP, check_hooks, failing_entry_point,
-                                  file_module_name, implemented_hooks, import_file,
-                                  import_module, plugin_name, vet_source)
+                                  implemented_hooks, load_plugin)
 
 DEFAULT_PLUGINS = ("minidl.plugins.deferred", "minidl.plugins.absorbed", "minidl.plugins.sum")
 
@@ -121,40 +119,7 @@ class PluginManager(pluggy.PluginManager):
         names the plugin, and the manager and ``sys.modules`` are as before.
         ``register=False`` only imports and checks.
         """
-        is_file = spec.endswith(".py")
-        name = plugin_name(spec)
-        existing = self.get_plugin(name)
-        if isinstance(existing, ModuleType):
-            return existing
-        vet_source(spec, requires)
-        plugins_before = set(self.get_plugins())
-        # What to forget if this fails: the plugin's own module(s), nothing they imported.
-        top = None if is_file else spec.split(".")[0]
-        modules_before = {m for m in sys.modules if m == top or m.startswith(f"{top}.")}
-        stage = "import"
-        try:
-            module = import_file(Path(name)) if is_file else import_module(spec)
-            stage = "register"
-            if check is not None:
-                check(module)
-            if register and not self.is_registered(module):
-                self.register(module, name=name)
-            else:
-                check_hooks(module, name)
-            return module
-        except BaseException as err:
-            for plugin in set(self.get_plugins()) - plugins_before:
-                self.unregister(plugin)
-            for module_name in list(sys.modules):
-                ours = (module_name == top or module_name.startswith(f"{top}.")
-                        or module_name == file_module_name(Path(name)))
-                if ours and module_name not in modules_before:
-                    del sys.modules[module_name]
-            if isinstance(err, (MinidlError, KeyboardInterrupt)):
-                raise
-            detail = str(err).replace("\n", "; ")  # pluggy's messages span lines
-            raise PluginError(f"cannot {stage} plugin {spec!r}: {type(err).__name__}: "
-                              f"{detail}") from err
+        return load_plugin(self, spec, register=register, check=check, requires=requires)
 
     def call_observers(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call an observer hook; an exception from a plugin is a ``PluginError`` naming it."""
