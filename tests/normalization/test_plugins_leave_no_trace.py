@@ -272,3 +272,12 @@ def test_minidl_config_prints_a_config_without_importing_its_plugins(tmp_path, c
     out = capsys.readouterr().out
     assert code == 0 and str(strategy) in out and str(observer) in out
     assert not marker.exists()
+
+
+def test_a_misspelt_hook_is_refused_naming_the_closest_hook(tmp_path, plugin_manager):
+    path = tmp_path / "misspelt.py"
+    path.write_text(BROKEN["misspelt_hook"])
+    with pytest.raises(mdl.PluginError, match="defines 'minidl_epoch_ended', which is not a "
+                                              "minidl hook; did you mean 'minidl_epoch_end'"):
+        plugin_manager.import_plugin(str(path))
+    assert plugin_manager.get_plugin(str(path)) is None
