@@ -33,6 +33,17 @@ def _channel_shape(ndim: int, channels: int) -> tuple[int, ...]:
     return (1, channels) + (1,) * (ndim - 2)
 
 
+def _scale_and_shift(x_hat: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+            shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """x_hat * weight + bias, each optional: ``weight`` already in x_hat's dtype and shape,
+    ``bias`` cast here (and reshaped to ``shape``, batch norm's per-channel broadcast)."""
+    out = x_hat if weight is None else x_hat * weight
+    if bias is not None:
+        bias = bias.astype(x_hat.dtype)
+        out = out + (bias if shape is None else bias.reshape(shape))
+    return out
+
+
 def _through_statistics(d_hat: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray,
                         axes: tuple[int, ...]) -> np.ndarray:
     """dL/dx of x_hat = (x - mean) * inv_std, mean and variance taken over ``axes``,
@@ -82,10 +93,7 @@ class BatchNorm(Function):
         self.x_hat = centered * self.inv_std
         self.use_batch_stats, self.axes, self.shape = use_batch_stats, axes, shape
         self.weight = None if weight is None else weight.astype(work).reshape(shape)
-        out = self.x_hat if weight is None else self.x_hat * self.weight
-        if bias is not None:
-            out = out + bias.astype(work).reshape(shape)
-        return out.astype(x.dtype, copy=False)
+        return _scale_and_shift(self.x_hat, self.weight, bias, shape).astype(x.dtype, copy=False)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         needs = self.needs_input_grad
@@ -122,10 +130,7 @@ class LayerNorm(Function):
         self.x_hat = centered * self.inv_std
         self.axes = axes
         self.weight = None if weight is None else weight.astype(work)
-        out = self.x_hat if weight is None else self.x_hat * self.weight
-        if bias is not None:
-            out = out + bias.astype(work)
-        return out.astype(x.dtype, copy=False)
+        return _scale_and_shift(self.x_hat, self.weight, bias).astype(x.dtype, copy=False)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         needs = self.needs_input_grad
