@@ -55,57 +55,53 @@ def make_arrays(batch: int, seed: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-class MinidlConv:
-    """The two layers with ``mdl.nn.functional.conv2d``."""
+class _TwoConvs:
+    """Two conv2d layers' forward and backward, written the same for both libraries."""
 
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.x, self.grad = mdl.tensor(arrays["x"]), mdl.tensor(arrays["grad"])
-        self.params = [mdl.tensor(arrays[name], requires_grad=True)
-                       for name in ("w1", "b1", "w2", "b2")]
+    conv2d: Callable[..., Any]
+    x: Any
+    grad: Any
+    params: list[Any]
 
     def step(self) -> Any:
-        conv2d = mdl.nn.functional.conv2d
         w1, b1, w2, b2 = self.params
         for p in self.params:
             p.grad = None
-        out = conv2d(conv2d(self.x, w1, b1), w2, b2)
+        out = self.conv2d(self.conv2d(self.x, w1, b1), w2, b2)
         out.backward(self.grad)
         return out
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step()
+
+
+class MinidlConv(_TwoConvs):
+    """The two layers with ``mdl.nn.functional.conv2d``."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.conv2d = mdl.nn.functional.conv2d
+        self.x, self.grad = mdl.tensor(arrays["x"]), mdl.tensor(arrays["grad"])
+        self.params = [mdl.tensor(arrays[name], requires_grad=True)
+                       for name in ("w1", "b1", "w2", "b2")]
 
     def result(self) -> list[np.ndarray]:
         out = self.step()
         return [np.asarray(out.data)] + [np.asarray(p.grad) for p in self.params]
 
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step()
 
-
-class TorchConv:
+class TorchConv(_TwoConvs):
     """The same two layers with ``torch.nn.functional.conv2d`` on the CPU."""
 
     def __init__(self, arrays: dict[str, np.ndarray], torch: Any) -> None:
-        self.torch = torch
+        self.conv2d = torch.nn.functional.conv2d
         self.x, self.grad = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["grad"])
         self.params = [torch.tensor(arrays[name], requires_grad=True)
                        for name in ("w1", "b1", "w2", "b2")]
 
-    def step(self) -> Any:
-        conv2d = self.torch.nn.functional.conv2d
-        w1, b1, w2, b2 = self.params
-        for p in self.params:
-            p.grad = None
-        out = conv2d(conv2d(self.x, w1, b1), w2, b2)
-        out.backward(self.grad)
-        return out
-
     def result(self) -> list[np.ndarray]:
         out = self.step()
         return [out.detach().numpy()] + [p.grad.numpy() for p in self.params]
-
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step()
 
 
 def _import_torch() -> Any:
