@@ -57,7 +57,7 @@ def accuracy(model: nn.Module, dataset: mdl.data.Dataset) -> float:
     model.eval()  # no dropout
     with mdl.no_grad():
         logits = model(mdl.tensor(dataset.features.astype(np.float32)))
-    return float((logits.data.argmax(axis=1) == dataset.targets).mean())
+    return mdl.metrics.accuracy(logits, dataset.targets)
 
 
 def main() -> None:

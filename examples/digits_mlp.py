@@ -40,7 +40,7 @@ def train(strategy: str = "deferred", epochs: int = 40, seed: int = 0) -> float:
 def accuracy(model: mdl.nn.Module, dataset: mdl.data.Dataset) -> float:
     with mdl.no_grad():
         logits = model(mdl.tensor(dataset.features.astype(np.float32)))
-    return float((logits.data.argmax(axis=1) == dataset.targets).mean())
+    return mdl.metrics.accuracy(logits, dataset.targets)
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def test_an_unknown_model_name_is_one_message(capsys: pytest.CaptureFixture[str]
 
 def test_lenet_learns_the_digits_in_a_few_epochs() -> None:
     """Two epochs of the example config: the loss falls and validation accuracy is far
-    above chance (0.1). The full 30 epochs reach >= 0.98 (examples/digits_cnn.toml)."""
+    above chance (0.1). The full 40 epochs reach >= 0.98 (examples/digits_cnn.toml)."""
     config = load_config(EXAMPLE, ["train.epochs=2", "output.dir="])
     trainer = Trainer(config, quiet=True)
     final = trainer.fit()
