@@ -102,12 +102,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnomalyError", "ConfigError", "DataError", "Function", "GradientNotNormalizedError",
-    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "RankCombine",
-    "ShapeError", "Strategy", "StrategyInfo", "Tensor", "Trainer", "UnknownStrategyError", "abs",
+    "GraphError", "MinidlError", "NormalizationConfig", "PluginError", "RankCombine", "ShapeError",
+    "Strategy", "StrategyInfo", "Tensor", "Trainer", "UnknownStrategyError", "abs",
     "active_strategy", "batch_reduce", "compile", "concatenate", "data", "detect_anomaly",
-    "distributed", "enable_grad", "exp", "from_numpy", "get_default_dtype", "get_plugin_manager", "gradcheck",
-    "hookimpl", "is_grad_enabled", "load", "log", "matmul", "max", "maximum", "mean", "metrics",
-    "models", "nn", "no_grad", "normalization", "optim", "relu", "reshape", "resolve_strategy",
-    "save", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh", "tensor", "testing",
-    "transpose", "where",
+    "distributed", "enable_grad", "exp", "from_numpy", "get_default_dtype", "get_plugin_manager",
+    "gradcheck", "hookimpl", "is_grad_enabled", "load", "log", "matmul", "max", "maximum", "mean",
+    "metrics", "models", "nn", "no_grad", "normalization", "optim", "relu", "reshape",
+    "resolve_strategy", "save", "set_default_dtype", "sigmoid", "sqrt", "stack", "sum", "tanh",
+    "tensor", "testing", "transpose", "where",
 ]

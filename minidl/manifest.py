@@ -177,7 +177,7 @@ def clean_directory(directory: Path, keep: Path | None = None) -> list[str]:
     for entry in _entries(generations):
         name = f"{CHECKPOINTS_DIR}/{entry.name}"
         if (GENERATION_NAME.fullmatch(entry.name) and name not in named and entry.is_file()
-                and not (keep is not None and _same_path(entry, keep))):
+                and not (keep is not None and same_path(entry, keep))):
             entry.unlink(missing_ok=True)
             removed.append(name)
     return removed
@@ -199,7 +199,8 @@ def _entries(directory: Path) -> list[Path]:
         return []
 
 
-def _same_path(a: Path, b: Path) -> bool:
+def same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name the same place (False if either cannot be resolved)."""
     try:
         return a.resolve() == b.resolve()
     except (OSError, RuntimeError):

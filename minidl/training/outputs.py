@@ -24,7 +24,7 @@ from minidl.errors import OutputDirError, OutputWriteError
 from minidl.manifest import (CHECKPOINT_NAME, MANIFEST_NAME, DirectoryRun, claim_directory,
                              clean_directory, commit_checkpoint, directory_run,
                              manifest_checkpoint, new_run_id, remove_run, resolve_resume,
-                             run_directory, write_manifest)
+                             run_directory, same_path, write_manifest)
 from minidl.training import checkpoint
 from minidl.training.checkpoint import history_columns
 
@@ -66,7 +66,7 @@ class RunOutputs:
         ours = self.run_id is not None and found.run_id == self.run_id
         # A resume into the checkpoint's own folder continues that folder's run (a mismatch
         # with its manifest was reported by resolve_resume's notes).
-        resumed_here = self._resumed_from is not None and _same_file(
+        resumed_here = self._resumed_from is not None and same_path(
             run_directory(self._resumed_from), directory)
         if not ours and not resumed_here and found.holds_checkpoint and not self.overwrite:
             if directory.name != LATEST:
@@ -180,9 +180,3 @@ def _same_content(a: Path, b: Path) -> bool:
     except OSError:
         return False
 
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return False
