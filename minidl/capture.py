@@ -386,3 +386,25 @@ def compile(step: Callable[..., Any]) -> CompiledStep:  # noqa: A001 (as torch.c
     (True, True)
     """
     return CompiledStep(step)
+
+
+def not_replayable(reason: str) -> None:
+    """Inside a step ``compile`` is tracing: keep that step eager from now on, for
+    ``reason`` (it lands in ``step.eager_reason``). Anywhere else: nothing.
+
+    For a step whose Python reads values on some paths only (as ``torch._dynamo``'s
+    graph break): call it on those paths, and the step never replays a trace that
+    skipped them.
+
+    >>> import minidl as mdl
+    >>> from minidl.capture import not_replayable
+    >>> @mdl.compile
+    ... def step(x):
+    ...     not_replayable("reads the loss")
+    ...     return x * 2
+    >>> _ = step(mdl.tensor([1.0])); step.eager_reason
+    'reads the loss'
+    """
+    recorder = _tensor_module._recorder
+    if recorder is not None:
+        recorder.unsupported(reason)

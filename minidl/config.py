@@ -198,6 +198,9 @@ class TrainConfig(Section):
     seed: Int = Field(3, ge=0, lt=2**63)
     dtype: Literal["float16", "float32", "float64"] = "float32"
     shuffle: Bool = True
+    compile: Bool = Field(True, description="replay each micro-batch's forward, loss and "
+                          "backward with mdl.compile (bit-identical to eager; a model or "
+                          "loss it cannot replay runs eagerly)")
 
 
 class OutputConfig(Section):

@@ -24,8 +24,10 @@ from minidl.manifest import run_directory
 from minidl.strategy import NormalizationConfig
 from minidl.strategy.registry import DEFAULT_STRATEGY, strategy_index
 
-#: Sections that do not shape the run: a config given to ``--resume`` may differ there.
+#: Sections and fields that do not shape the run's numbers: a config given to ``--resume``
+#: may differ there (``train.compile`` replays are bit-identical to eager).
 FREE_SECTIONS = ("output",)
+FREE_FIELDS = ("train.compile",)
 
 
 def inert_config(raw: Mapping[str, Any]) -> Config:
@@ -79,9 +81,10 @@ def differences(saved: Any, given: Any, where: str = "") -> list[tuple[str, Any,
         return [] if saved == given else [(where or "config", saved, given)]
     found = []
     for key in [*saved, *(k for k in given if k not in saved)]:
-        if not where and key in FREE_SECTIONS:
+        field = f"{where}.{key}" if where else key
+        if (not where and key in FREE_SECTIONS) or field in FREE_FIELDS:
             continue
-        found += differences(saved.get(key), given.get(key), f"{where}.{key}" if where else key)
+        found += differences(saved.get(key), given.get(key), field)
     return found
 
 
@@ -110,8 +113,8 @@ def resume_config(saved_raw: dict[str, Any] | None, path: Path,
                                 for field, was, now in found)
             raise ConfigError(
                 f"the config given does not match the run in {path}: {listing}. Resume with "
-                "the config the run started with (only output.* may differ), or without "
-                "CONFIG and --set to use the checkpoint's own")
+                "the config the run started with (only output.* and train.compile may "
+                "differ), or without CONFIG and --set to use the checkpoint's own")
         if isinstance(given, Config):
             return given
         output = given.get("output")

@@ -77,7 +77,7 @@ class Trainer(loop.Trainer):
             output_dir=config.output.dir or None,
             checkpoint_every=config.output.checkpoint_every, quiet=quiet, plugins=plugins,
             dtype=dtype, generators=[dropout_rng], overwrite=config.output.overwrite,
-            ranks=ranks)
+            ranks=ranks, compile=config.train.compile)
         self.dropout_rng = dropout_rng
 
     def checkpoint_meta(self) -> dict[str, Any]:

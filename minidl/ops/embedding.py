@@ -11,6 +11,14 @@ from minidl.ops.elementwise import as_tensor
 from minidl.tensor import Function, Tensor
 
 
+def first_out_of_range(indices: np.ndarray, size: int) -> Any:
+    """The first of ``indices`` outside ``0..size-1``, or None (numpy would wrap a negative
+    index silently, or fail without naming the op)."""
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        return indices[(indices < 0) | (indices >= size)].flat[0]
+    return None
+
+
 class Embedding(Function):
     """weight[indices]; the backward scatter-adds each row's gradient into its index
     (np.add.at, so an index used many times accumulates every use)."""
@@ -19,7 +27,12 @@ class Embedding(Function):
 
     def forward(self, weight: np.ndarray, indices: np.ndarray,
                 padding_idx: int | None) -> np.ndarray:
-        self.indices, self.rows, self.padding_idx = indices, weight.shape[0], padding_idx
+        rows = weight.shape[0]
+        bad = first_out_of_range(indices, rows)  # here, not before apply: replays check too
+        if bad is not None:
+            raise IndexError(f"embedding: index {bad} is out of range for {rows} embeddings "
+                             f"(indices must be 0..{rows - 1})")
+        self.indices, self.rows, self.padding_idx = indices, rows, padding_idx
         return weight[indices]
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, None]:
@@ -47,9 +60,4 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
     if indices.dtype.kind not in "iu":
         raise InvalidTypeError(f"embedding: indices must be integers, got {indices.dtype}; pass "
                                "dtype='int64'")
-    rows = weight.shape[0]
-    if indices.size and (indices._data.min() < 0 or indices._data.max() >= rows):
-        bad = indices._data[(indices._data < 0) | (indices._data >= rows)].flat[0]
-        raise IndexError(f"embedding: index {bad} is out of range for {rows} embeddings "
-                         f"(indices must be 0..{rows - 1})")
     return Embedding.apply(weight, indices, padding_idx=padding_idx)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl.errors import InvalidValueError
 from minidl.ops.elementwise import _sigmoid_from_exp
+from minidl.ops.embedding import first_out_of_range
 from minidl.tensor import Function
 
 
@@ -60,6 +62,11 @@ class CrossEntropy(Function):
     saved_inputs, saves_output = (1,), False
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+        classes = logits.shape[1]
+        bad = first_out_of_range(target, classes)  # in the op, so compiled replays check too
+        if bad is not None:
+            raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} "
+                                    f"classes (labels must be 0..{classes - 1})")
         rows = np.arange(logits.shape[0])
         shifted = logits - logits.max(axis=1, keepdims=True)  # the largest exponent is 0
         e = np.exp(shifted)

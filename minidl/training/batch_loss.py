@@ -26,26 +26,40 @@ PLAIN_SCALAR = (
     "reduce with mdl.batch_reduce(losses)")
 
 
+def cost_and_losses(result: Any, strategy: Strategy) -> tuple[Tensor, Tensor | None]:
+    """The cost to backpropagate, and the per-example losses whose float64 sum and size
+    are what to report; ``None`` for those when the cost is weighted or holds several
+    batch reductions (report those with ``cost_and_total``, before backward).
+
+    Reads the graph's structure, never a value, so it runs inside a compiled step.
+    """
+    if not isinstance(result, Tensor):
+        raise InvalidTypeError(f"the loss must return a Tensor, got {type(result).__name__}")
+    if result.ndim > 0:  # per-example losses
+        return batch_reduce(result, strategy=strategy), result
+    reductions = _batch_reductions(result)
+    if not reductions:
+        raise InvalidValueError(PLAIN_SCALAR)
+    if len(reductions) == 1 and reductions[0].weights is None:
+        return result, reductions[0].parents[0]
+    return result, None
+
+
 def cost_and_total(result: Any, strategy: Strategy) -> tuple[Tensor, float, float]:
     """The cost to backpropagate, and (sum of per-example losses, examples) to report.
 
     The reported pair is summed in float64: in float16 a batch's sum overflows past
     65,504 (about 95,000 losses of 0.69) though every loss is fine.
     """
-    if not isinstance(result, Tensor):
-        raise InvalidTypeError(f"the loss must return a Tensor, got {type(result).__name__}")
-    if result.ndim > 0:  # per-example losses
-        cost = batch_reduce(result, strategy=strategy)
-        return cost, float(result.data.sum(dtype=np.float64)), float(result.size)
-    reductions = _batch_reductions(result)
-    if not reductions:
-        raise InvalidValueError(PLAIN_SCALAR)
+    cost, losses = cost_and_losses(result, strategy)
+    if losses is not None:
+        return cost, float(losses.data.sum(dtype=np.float64)), float(losses.size)
     sums = []
-    for reduction in reductions:
+    for reduction in _batch_reductions(result):
         losses, weights = reduction.parents[0].data, reduction.weights
         terms = losses if weights is None else losses * weights
         sums.append((float(terms.sum(dtype=np.float64)), reduction.count))
-    if len(sums) == 1:
+    if len(sums) == 1:  # one weighted reduction
         return result, sums[0][0], sums[0][1]
     # Several (a multi-task cost): report the sum of their means, per example.
     examples = max(count for _, count in sums)

@@ -27,6 +27,7 @@ from minidl.strategy import Strategy, normalization, resolve_strategy
 from minidl.tensor import Tensor, from_numpy
 from minidl.training.batch_loss import cost_and_total
 from minidl.training.outputs import RunOutputs
+from minidl.training.step import TrainStep
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -44,7 +45,10 @@ class Trainer(RunOutputs):
     epoch. With ``output_dir``, checkpoints and ``metrics.json`` are written there,
     atomically; ``fit(resume=path)`` continues a checkpoint to the same final weights.
     A new run refuses an ``output_dir`` that holds another run's checkpoint unless
-    ``overwrite=True`` (which deletes that run's files first).
+    ``overwrite=True`` (which deletes that run's files first). ``compile`` (default on)
+    replays each micro-batch's forward, loss and backward with ``mdl.compile``,
+    bit-identical to eager; a loss or model it cannot replay runs eagerly, and
+    ``trainer.train_step.eager_reason`` says why (so does ``MINIDL_DEBUG=1``).
 
     >>> import numpy as np, minidl as mdl
     >>> X, y = mdl.data.moons(n=200)
@@ -68,7 +72,7 @@ class Trainer(RunOutputs):
                  output_dir: str | Path | None = None, checkpoint_every: int = 0,
                  quiet: bool = False, plugins: Sequence[Any] = (), dtype: Any = None,
                  generators: Sequence[np.random.Generator] = (), overwrite: bool = False,
-                 ranks: DataParallel | None = None) -> None:
+                 ranks: DataParallel | None = None, compile: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidTypeError(f"Trainer: model must be a minidl nn.Module, got "
                                    f"{type(model).__name__}")
@@ -99,9 +103,12 @@ class Trainer(RunOutputs):
         self.metrics = _named_metrics(metrics)
         self.epochs, self.accumulate = epochs, accumulate
         self.checkpoint_every, self.quiet = checkpoint_every, quiet
-        if not isinstance(overwrite, bool):
-            raise InvalidTypeError(f"Trainer: overwrite must be True or False, got {overwrite!r}")
-        self.overwrite = overwrite
+        for name, flag in (("overwrite", overwrite), ("compile", compile)):
+            if not isinstance(flag, bool):
+                raise InvalidTypeError(f"Trainer: {name} must be True or False, got {flag!r}")
+        self.overwrite, self.compile = overwrite, compile
+        #: The micro-batch step of the current (or last) ``fit``.
+        self.train_step: TrainStep | None = None
         self.run_id: str | None = None  # chosen when a new run starts; a resume keeps its own
         self._resumed_from: Path | None = None  # the checkpoint this trainer was restored from
         self._strategy, scoped = _resolve_scoped(strategy)
@@ -162,6 +169,7 @@ class Trainer(RunOutputs):
                     self.pm.register(plugin, name=name)
                     added.append(plugin)
             with normalization(strategy):
+                self.train_step = TrainStep(self.model, self.loss, strategy, self.compile)
                 return self._fit()
         finally:
             for plugin in added:
@@ -200,7 +208,8 @@ class Trainer(RunOutputs):
 
     def _run_epoch(self) -> dict[str, float]:
         self.model.train()
-        strategy = self.strategy
+        strategy, train_step = self.strategy, self.train_step
+        assert train_step is not None, "fit() builds the step before the first epoch"
         loss_sum = seen = examples = 0.0
         metric_sums = dict.fromkeys(self.metrics, 0.0)
         pending: list[float] = []
@@ -212,20 +221,19 @@ class Trainer(RunOutputs):
                     self._optimizer_step(pending)
                     pending = []
                 continue
-            outputs = self.model(x)
-            cost, total, count = cost_and_total(self.loss(outputs, y), strategy)
-            if not np.isfinite(cost.data):
+            batch = train_step(x, y)  # forward, loss, backward
+            cost = float(batch.cost.data)
+            if not np.isfinite(cost):  # no optimizer step has used these gradients yet
                 raise TrainingDiverged(
-                    f"the loss became {float(cost.data)} at epoch {self.epoch + 1}, step "
+                    f"the loss became {cost} at epoch {self.epoch + 1}, step "
                     f"{self.step + 1}: {self._divergence_hint(strategy)}")
-            cost.backward()
-            pending.append(float(cost.data))
-            loss_sum += total
-            seen += count
+            pending.append(cost)
+            loss_sum += batch.loss_sum
+            seen += batch.count
             examples += len(y)  # metrics are weighted by examples, the loss by its count
             targets = y.data if isinstance(y, Tensor) else np.asarray(y)
             for name, metric in self.metrics.items():
-                metric_sums[name] += metric(outputs.data, targets) * len(targets)
+                metric_sums[name] += metric(batch.outputs.data, targets) * len(targets)
             if micro_batches % self.accumulate == 0:
                 self._optimizer_step(pending)
                 pending = []
