@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-
 import minidl as mdl
 from minidl import distributed as dist
 
