@@ -10,6 +10,8 @@ import statistics
 import time
 from typing import Callable
 
+from benchmark_machine import OtherLoad
+
 
 def per_step_seconds(run: Callable[[int], None], budget_s: float) -> float:
     """A noise-resistant estimate of one step's time: the best of a few short timings.
@@ -49,6 +51,25 @@ def alternating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
             runs[name](steps)
             times[name].append((time.perf_counter() - start) / steps)
     return times
+
+
+def rotating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
+                    steps: int) -> tuple[dict[str, list[float]], list[float | None]]:
+    """Seconds per step of each implementation in each round, and other processes' share of
+    the CPUs during each round. The order rotates every round (a b c, b c a, c a b, ...), so
+    each implementation runs in every position equally often and noise hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    loads: list[float | None] = []
+    names = list(runs)
+    for r in range(rounds):
+        first = r % len(names)
+        with OtherLoad() as load:
+            for name in names[first:] + names[:first]:
+                start = time.perf_counter()
+                runs[name](steps)
+                times[name].append((time.perf_counter() - start) / steps)
+        loads.append(load.fraction)
+    return times, loads
 
 
 def iqr(values: list[float]) -> float:
