@@ -17,6 +17,10 @@ round, so that machine noise hits all of them alike:
   ``torch.optim.SGD``, with as many threads as numpy's BLAS (when torch is installed:
   ``pip install -e ".[bench]"``, torch 2.13.0 CPU; otherwise reported as not installed).
 
+With torch timed too, each timed block starts after an untimed 50 ms pause: two thread pools
+(numpy's OpenBLAS, torch's OpenMP) in one process, the one that just ran keeps spinning for a
+while and would slow the next (``SETTLE_S``).
+
 Networks (float32):
 
 * ``tiny``     2 -> 4 tanh -> 1 (sigmoid in BCE-with-logits), the 400 planar
@@ -60,6 +64,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -79,6 +84,10 @@ from benchmark_torch import TorchNet, import_torch, match_blas_threads
 EAGER_AIMS = {"tiny": 2.5, "mlp-b128": 1.10, "mlp-b1024": 1.03}
 AIMS = {"eager": EAGER_AIMS, "functional": EAGER_AIMS,
         "compiled": {"tiny": 1.3, "mlp-b128": 1.03, "mlp-b1024": 1.01}}
+#: Untimed pause before each timed block when torch is timed too: its idle OpenMP workers,
+#: and OpenBLAS's, spin for tens of ms and would slow the next implementation (measured on
+#: mlp-b1024: numpy 7.2 ms/step right after torch without a pause, 6.3-6.5 ms with 20-50 ms).
+SETTLE_S = 0.05
 #: --quiet-only keeps rounds in which other processes used at most this share of the CPUs.
 QUIET_LOAD = 0.10
 
@@ -100,20 +109,24 @@ def build_impls(spec: Spec, seed: int, torch: Any) -> dict[str, Net]:
 
 
 def bench(spec: Spec, rounds: int, round_s: float, warmup_s: float, seed: int,
-          torch: Any = None) -> dict[str, Any]:
+          torch: Any = None, settle_s: float = SETTLE_S) -> dict[str, Any]:
     impls = build_impls(spec, seed, torch)
     runs = {name: impl.run for name, impl in impls.items()}
+    settle_s = settle_s if torch is not None else 0.0  # one thread pool: nothing to settle
     with OtherLoad() as load:
         # Warm up all (caches, BLAS thread pools, allocator, the compiled trace); size the
         # rounds so that the slowest implementation's part of a round takes about round_s.
-        per_step = max(per_step_seconds(run, warmup_s) for run in runs.values())
+        per_step = 0.0
+        for run in runs.values():
+            time.sleep(settle_s)
+            per_step = max(per_step, per_step_seconds(run, warmup_s))
         steps = max(3, round(round_s / per_step))
-        times, round_loads = rotating_rounds(runs, rounds, steps)
+        times, round_loads = rotating_rounds(runs, rounds, steps, settle_s)
     finite = all(np.isfinite(w).all() and np.isfinite(b).all()
                  for impl in impls.values() for w, b in impl.weights())
     return {"name": spec.name, "sizes": list(spec.sizes), "batch": spec.batch,
             "dtype": str(spec.x.dtype), "rounds": rounds, "steps_per_round": steps,
-            "times_s": times, "round_other_load": round_loads,
+            "settle_s": settle_s, "times_s": times, "round_other_load": round_loads,
             "other_processes_cpu_share": load.fraction, "params_finite_after": bool(finite),
             "quiet_rounds": None, "impls": summarize(spec.name, times)}
 
@@ -201,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     specs = [s for s in make_specs(args.seed) if not args.only or s.name in args.only]
     checks = {spec.name: check_all(spec, args.seed, torch) for spec in specs}
     failed = [name for name, check in checks.items() if not check["ok"]]
-    results = [] if failed else [bench(spec, rounds, round_s, warmup_s, args.seed, torch)
-                                 for spec in specs]
+    settle_s = 0.0 if args.smoke else SETTLE_S
+    results = [] if failed else [bench(spec, rounds, round_s, warmup_s, args.seed, torch,
+                                       settle_s) for spec in specs]
     conv = conv_memory = None
     if not args.only or "conv" in args.only:
         with OtherLoad() as load:

@@ -123,6 +123,10 @@ def print_report(machine: dict[str, Any], torch_info: dict[str, Any], checks: di
         return
     print("\nmedian time per training step (zero_grad + forward + cost + backward + SGD)")
     print(f"conditions: {conditions(machine)}\n            torch {torch_description(torch_info)}")
+    settle = results[0].get("settle_s")
+    if settle:
+        print(f"            an untimed {settle * 1e3:g} ms pause before each timed block, for "
+              "the other thread pool\n            (OpenBLAS's or torch's) to stop spinning")
     for r in results:
         print_network(r, torch_info)
     print("\nIQR = interquartile range of the round times relative to their median (machine "

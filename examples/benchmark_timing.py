@@ -53,11 +53,16 @@ def alternating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
     return times
 
 
-def rotating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
-                    steps: int) -> tuple[dict[str, list[float]], list[float | None]]:
+def rotating_rounds(runs: dict[str, Callable[[int], None]], rounds: int, steps: int,
+                    settle_s: float = 0.0) -> tuple[dict[str, list[float]], list[float | None]]:
     """Seconds per step of each implementation in each round, and other processes' share of
     the CPUs during each round. The order rotates every round (a b c, b c a, c a b, ...), so
-    each implementation runs in every position equally often and noise hits all alike."""
+    each implementation runs in every position equally often and noise hits all alike.
+
+    Before each timed block the process sleeps ``settle_s`` (untimed): with two thread pools
+    in one process (numpy's OpenBLAS, torch's OpenMP), the workers of the one that just ran
+    keep spinning for a while and would slow whichever implementation runs next.
+    """
     times: dict[str, list[float]] = {name: [] for name in runs}
     loads: list[float | None] = []
     names = list(runs)
@@ -65,6 +70,7 @@ def rotating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
         first = r % len(names)
         with OtherLoad() as load:
             for name in names[first:] + names[:first]:
+                time.sleep(settle_s)
                 start = time.perf_counter()
                 runs[name](steps)
                 times[name].append((time.perf_counter() - start) / steps)
