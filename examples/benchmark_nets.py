@@ -1,21 +1,33 @@
-"""The benchmarked networks, each written twice: with minidl as a user writes it, and by hand
-in numpy (the floor for any numpy framework); plus the check that both compute the same thing.
+"""The benchmarked networks, each written several ways: with minidl's modules as a user writes
+it (``MinidlNet``), with minidl's functions and bare Parameters (``FunctionalNet``), the module
+step under ``mdl.compile`` (``CompiledNet``), and by hand in numpy (``NumpyNet``, the floor for
+any numpy framework). torch's version is in ``benchmark_torch.py``; the checks that they all
+compute the same thing in ``benchmark_checks.py``.
 
-Used by ``benchmark.py`` beside this file.
+Every implementation offers ``step()``, ``run(steps)``, ``weights()`` (a list of (W, b) numpy
+copies) and, except the compiled one, ``cost_and_grads()`` (the gradients in the order dW1,
+db1, dW2, ...). Used by ``benchmark.py`` beside this file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 import minidl as mdl
 
 DTYPE = np.float32
-# float32 sums over up to 1024 examples: agree to ~1e-6 relative, allow headroom.
-RTOL, ATOL = 1e-4, 1e-6
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+
+class Net(Protocol):
+    """What the benchmark times and checks."""
+
+    def step(self) -> None: ...
+    def run(self, steps: int) -> None: ...
+    def weights(self) -> Weights: ...
 
 
 @dataclass
@@ -72,7 +84,7 @@ class MinidlNet:
                 assert layer.bias is not None
                 self.pairs.append((layer.weight, layer.bias))
 
-    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def weights(self) -> Weights:
         return [(w.data.copy(), b.data.copy()) for w, b in self.pairs]
 
     def step(self) -> None:
@@ -97,6 +109,82 @@ class MinidlNet:
             step()
 
 
+class FunctionalNet:
+    """The same network without modules: bare ``nn.Parameter``s, ``F.linear``, ``F.tanh`` or
+    ``F.relu`` and the functional loss (default reduction), ``optim.SGD`` on the parameters.
+    What the module path costs on top of this is the price of ``nn.Module``."""
+
+    def __init__(self, spec: Spec, weights: Weights) -> None:
+        functional = mdl.nn.functional
+        self.pairs = [(mdl.nn.Parameter(w), mdl.nn.Parameter(b)) for w, b in weights]
+        self.activation = functional.tanh if spec.hidden == "tanh" else functional.relu
+        self.loss_fn = (functional.binary_cross_entropy_with_logits if spec.loss == "bce"
+                        else functional.cross_entropy)
+        self.optimizer = mdl.optim.SGD([p for pair in self.pairs for p in pair], lr=spec.lr)
+        self.x = mdl.tensor(spec.x)
+        self.y = mdl.tensor(spec.y)
+
+    def weights(self) -> Weights:
+        return [(w.data.copy(), b.data.copy()) for w, b in self.pairs]
+
+    def loss(self) -> Any:
+        linear, activation, last = mdl.nn.functional.linear, self.activation, len(self.pairs) - 1
+        a = self.x
+        for i, (w, b) in enumerate(self.pairs):
+            a = linear(a, w, b)
+            if i < last:
+                a = activation(a)
+        return self.loss_fn(a, self.y)
+
+    def step(self) -> None:
+        self.optimizer.zero_grad()
+        self.loss().backward()
+        self.optimizer.step()
+
+    def cost_and_grads(self) -> tuple[float, list[np.ndarray]]:
+        self.optimizer.zero_grad()
+        loss = self.loss()
+        loss.backward()
+        return float(loss.item()), [np.array(p.grad) for pair in self.pairs for p in pair]
+
+    def run(self, steps: int) -> None:
+        step = self.step
+        for _ in range(steps):
+            step()
+
+
+class CompiledNet:
+    """``MinidlNet``'s step under ``mdl.compile``: traced on the first call, then replayed.
+    ``eager_reason`` is None unless the step fell back to eager."""
+
+    def __init__(self, spec: Spec, seed: int) -> None:
+        self.net = net = MinidlNet(spec, seed)
+        optimizer, model, loss_fn = net.optimizer, net.model, net.loss_fn
+
+        def train_step(x: Any, y: Any) -> None:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+
+        self.compiled = mdl.compile(train_step)
+
+    @property
+    def eager_reason(self) -> str | None:
+        return self.compiled.eager_reason
+
+    def weights(self) -> Weights:
+        return self.net.weights()
+
+    def step(self) -> None:
+        self.compiled(self.net.x, self.net.y)
+
+    def run(self, steps: int) -> None:
+        compiled, x, y = self.compiled, self.net.x, self.net.y
+        for _ in range(steps):
+            compiled(x, y)
+
+
 class NumpyNet:
     """The same network by hand: row-major activations (m, n), W of shape (out, in).
 
@@ -104,7 +192,7 @@ class NumpyNet:
     dW = (1/m) dZ^T A_prev,  db = (1/m) sum_rows dZ,  dA_prev = dZ W.
     """
 
-    def __init__(self, spec: Spec, weights: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def __init__(self, spec: Spec, weights: Weights) -> None:
         self.params = [(w.copy(), b.copy()) for w, b in weights]
         self.x, self.y, self.lr = spec.x, spec.y, spec.lr
         self.m = spec.x.shape[0]
@@ -160,6 +248,9 @@ class NumpyNet:
             w -= lr * dw
             b -= lr * db
 
+    def weights(self) -> Weights:
+        return [(w.copy(), b.copy()) for w, b in self.params]
+
     def cost_and_grads(self) -> tuple[float, list[np.ndarray]]:
         cost, grads = self.forward_backward()
         return float(cost), grads
@@ -169,34 +260,3 @@ class NumpyNet:
         for _ in range(steps):
             step()
 
-
-def check_gradients(spec: Spec, seed: int) -> dict[str, Any]:
-    """One step from the same weights: same cost, same gradients, same dtype?"""
-    net = MinidlNet(spec, seed)
-    ref = NumpyNet(spec, net.weights())
-    cost_m, grads_m = net.cost_and_grads()
-    cost_n, grads_n = ref.cost_and_grads()
-    names = [f"{kind}{i + 1}" for i in range(len(grads_m) // 2) for kind in ("dW", "db")]
-    problems = []
-    worst = 0.0
-    for name, gm, gn in zip(names, grads_m, grads_n):
-        if gm.shape != gn.shape or gm.dtype != gn.dtype:
-            problems.append(f"{name}: minidl {gm.dtype}{gm.shape} vs numpy {gn.dtype}{gn.shape}")
-            continue
-        if not np.allclose(gm, gn, rtol=RTOL, atol=ATOL):
-            problems.append(f"{name}: max |diff| {np.abs(gm - gn).max():.3g}")
-        scale = max(float(np.abs(gn).max()), 1e-30)
-        worst = max(worst, float(np.abs(gm - gn).max()) / scale)
-    if not np.isclose(cost_m, cost_n, rtol=RTOL, atol=ATOL):
-        problems.append(f"cost: minidl {cost_m!r} vs numpy {cost_n!r}")
-    # One full step each (zero_grad, forward, backward, SGD) from the same weights.
-    net = MinidlNet(spec, seed)
-    ref = NumpyNet(spec, net.weights())
-    net.step()
-    ref.step()
-    for i, ((wm, bm), (wn, bn)) in enumerate(zip(net.weights(), ref.params)):
-        if not (np.allclose(wm, wn, rtol=RTOL, atol=ATOL)
-                and np.allclose(bm, bn, rtol=RTOL, atol=ATOL)):
-            problems.append(f"layer {i + 1} weights differ after one SGD step")
-    return {"ok": not problems, "problems": problems, "cost": cost_n,
-            "max_rel_grad_diff": worst, "dtype": str(grads_n[0].dtype)}

@@ -10,6 +10,8 @@ import statistics
 import time
 from typing import Callable
 
+from benchmark_machine import OtherLoad
+
 
 def per_step_seconds(run: Callable[[int], None], budget_s: float) -> float:
     """A noise-resistant estimate of one step's time: the best of a few short timings.
@@ -49,6 +51,31 @@ def alternating_rounds(runs: dict[str, Callable[[int], None]], rounds: int,
             runs[name](steps)
             times[name].append((time.perf_counter() - start) / steps)
     return times
+
+
+def rotating_rounds(runs: dict[str, Callable[[int], None]], rounds: int, steps: int,
+                    settle_s: float = 0.0) -> tuple[dict[str, list[float]], list[float | None]]:
+    """Seconds per step of each implementation in each round, and other processes' share of
+    the CPUs during each round. The order rotates every round (a b c, b c a, c a b, ...), so
+    each implementation runs in every position equally often and noise hits all alike.
+
+    Before each timed block the process sleeps ``settle_s`` (untimed): with two thread pools
+    in one process (numpy's OpenBLAS, torch's OpenMP), the workers of the one that just ran
+    keep spinning for a while and would slow whichever implementation runs next.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    loads: list[float | None] = []
+    names = list(runs)
+    for r in range(rounds):
+        first = r % len(names)
+        with OtherLoad() as load:
+            for name in names[first:] + names[:first]:
+                time.sleep(settle_s)
+                start = time.perf_counter()
+                runs[name](steps)
+                times[name].append((time.perf_counter() - start) / steps)
+        loads.append(load.fraction)
+    return times, loads
 
 
 def iqr(values: list[float]) -> float:
