@@ -41,7 +41,7 @@ def bind_hook(pm: PluginManager, plugin: object, hook_name: str) -> Callable[...
             # Through pluggy only while it watches (tracing) and the plugin is registered:
             # a trainer registers a strategy plugin only while it fits.
             if function is not None and (not pm.monitored or not pm.is_registered(plugin)):
-                return function(*[kwargs[name] for name in argnames])
+                return function(*map(kwargs.__getitem__, argnames))
             results = through_pluggy(**kwargs)  # a list: these hooks are not firstresult
             return results[0] if results else None
         except KeyboardInterrupt as err:  # still an interrupt, now with its place
@@ -84,6 +84,8 @@ class Strategy:
         #: The plugin keeps running values itself (it implements minidl_leaf_grad).
         self.folds_leaves = _implements(pm, plugin, "minidl_leaf_grad")
         self.combines_ranks = _implements(pm, plugin, "minidl_combine_ranks")
+        self._pm = pm
+        self._scales: dict[float, tuple[float, float]] = {}  # a built-in's, by count
 
     def __repr__(self) -> str:
         return f"<Strategy {self.name!r} from plugin {self.plugin_name!r}>"
@@ -109,6 +111,23 @@ class Strategy:
             return self.cost_scale(count)
         return self._checked_scale(value, "minidl_loss_grad_scale")
 
+    def scales(self, count: float) -> tuple[float, float]:
+        """(c, s / c) for ``count`` examples: the cost scale and the pass's seed scale.
+
+        A built-in strategy's are kept per count (they are pure functions of it), so a
+        training step asks its hooks once per batch size, unless hook calls are watched.
+        """
+        known = self._scales.get(count)
+        if known is not None and not self._pm.monitored:
+            return known
+        cost_scale = self.cost_scale(count)
+        scales = (cost_scale, self.loss_grad_scale(count) / cost_scale)
+        if self.built_in:
+            if len(self._scales) >= 64:  # a few batch sizes, or weights that vary each batch
+                self._scales.clear()
+            self._scales[count] = scales
+        return scales
+
     def accumulate(self, leaf: Any, grad: np.ndarray | None, count: float,
                    new_grad: np.ndarray, new_count: float) -> np.ndarray:
         """The leaf's new normalized gradient (old plus new when the plugin does not say)."""
@@ -116,6 +135,8 @@ class Strategy:
                                 options=self.options)
         if value is None:
             return new_grad if grad is None else grad + new_grad
+        if self.built_in and type(value) is np.ndarray:  # its formulas are tested
+            return value
         if isinstance(value, np.generic):  # numpy turns 0-d arithmetic into scalars
             value = np.asarray(value)
         if not isinstance(value, np.ndarray) or value.shape != leaf._data.shape:
