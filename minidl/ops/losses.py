@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.ops.elementwise import _sigmoid_from_exp
+from minidl.ops.elementwise import _sigmoid_from_exp, _times
 from minidl.tensor import Function
 
 
@@ -94,6 +94,14 @@ class BinaryCrossEntropyWithLogits(Function):
         per_example = self.z.size // max(grad.size, 1)
         if per_example != 1:
             per_element = per_element / per_example
-        grad_z = per_element * (_sigmoid_from_exp(self.z, self.e) - self.y) if needs_z else None
+        grad_z = None
+        if needs_z:
+            grad_z = _sigmoid_from_exp(self.z, self.e)
+            if type(grad_z) is np.ndarray and grad_z.dtype == self.y.dtype \
+                    and grad_z.shape == self.y.shape:
+                grad_z -= self.y  # into the sigmoid's fresh array: the same values
+            else:
+                grad_z = grad_z - self.y
+            grad_z = _times(per_element, grad_z)
         grad_y = per_element * -self.z if needs_y else None
         return grad_z, grad_y
