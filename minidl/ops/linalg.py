@@ -72,11 +72,15 @@ class Linear(Function):
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b; for matrices through ``np.dot``, which calls BLAS with less dispatch than
-    the matmul ufunc (0.3 us a call; the same gemm, the same result)."""
-    if a.ndim == 2 and b.ndim == 2:
+    """a @ b; small matrix products through ``np.dot``, which reaches the same BLAS gemm
+    with 0.3 us less dispatch than the matmul ufunc but zero-fills its output first (a
+    pass over it that gemm makes again), so large ones stay with matmul."""
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] <= _SMALL_PRODUCT:
         return np.dot(a, b)
     return a @ b
+
+
+_SMALL_PRODUCT = 4096  # output elements: below this, dispatch costs more than the fill
 
 
 def _gradient_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,7 +97,7 @@ def _column_sums(g: np.ndarray) -> np.ndarray:
     its first axis one row at a time; a ones-vector product (BLAS gemv), which also adds
     the rows in sequence, is 3-4x faster for float32 and float64."""
     if g.dtype.itemsize >= 4 and g.shape[0] > 1 and g.shape[1] > 1:
-        return np.dot(_ones(g.shape[0], g.dtype), g)
+        return np.dot(_ones(g.shape[0], g.dtype), g)  # gemv; zero-fills only the row
     return accurate_sum(g, axis=0)
 
 
