@@ -44,7 +44,7 @@ import numpy as np
 
 from minidl import autograd
 from minidl.gradmode import anomaly_enabled, grad_enabled
-from minidl.replay import CONST, PARAM, RECIPE, TABLE, Refused, Trace
+from minidl.replay import BUSY, CONST, PARAM, RECIPE, TABLE, Refused, Trace
 from minidl.tensor import Function, Tensor
 
 _FUNCTION_APPLY = Function.apply.__func__
@@ -56,18 +56,13 @@ def _debug(message: str) -> None:
         print(f"minidl.compile: {message}", file=sys.stderr)
 
 
-_resolve_strategy_function: Callable[..., Any] | None = None
-
-
-def _resolve_strategy() -> Callable[..., Any]:
-    """``strategy.registry.resolve_strategy``, imported on first use (strategy/ imports
-    the plugin manager, which ``import minidl`` does not load)."""
-    global _resolve_strategy_function
-    if _resolve_strategy_function is None:
-        from minidl.strategy.registry import resolve_strategy
-
-        _resolve_strategy_function = resolve_strategy
-    return _resolve_strategy_function
+def _active_strategy() -> Any:
+    """The active strategy; its module is imported on first use, not by ``import minidl``
+    (it builds the plugin manager), and then found in ``sys.modules`` (0.6 us less)."""
+    registry = sys.modules.get("minidl.strategy.registry")
+    if registry is None:
+        from minidl.strategy import registry
+    return registry.resolve_strategy(None)
 
 
 def _holds_array(value: Any) -> bool:
@@ -305,13 +300,14 @@ class CompiledStep:
             return self.step(*args, **kwargs)
         trace = self.traces.get(key)
         if trace is not None:
-            if trace.busy:  # called from inside its own replay (or another thread's)
-                return self.step(*args, **kwargs)
             changed = trace.still_valid()
             if changed is None and autograd._observer is not None and _observers_listening():
                 changed = "a plugin now observes every backward"
             if changed is None:
-                return trace.replay(arrays)
+                result = trace.replay(arrays)
+                if result is BUSY:  # called inside its own replay, or by another thread
+                    return self.step(*args, **kwargs)
+                return result
             del self.traces[key]
             self.invalidations += 1
             if self.invalidations > _MAX_INVALIDATIONS:
@@ -353,7 +349,7 @@ class CompiledStep:
                 self._go_eager(f"an argument of type {type(value).__name__} (pass tensors, "
                                "or Python numbers and strings, which are guarded by value)")
                 return arrays, None
-        strategy = _resolve_strategy()(None)  # its identity changes with the plugin set
+        strategy = _active_strategy()  # its identity changes with the plugin set
         return arrays, (tuple(parts), tuple(kwargs), strategy.key, id(strategy),
                         grad_enabled.get())
 

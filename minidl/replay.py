@@ -12,6 +12,7 @@ for what the step returns), no graph is walked, no in-place check runs.
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,9 @@ _tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` i
 # Where a value comes from: the table (the step's tensor arguments, then op outputs), a
 # parameter read when used, a constant, or an array an option recipe recomputes.
 TABLE, PARAM, CONST, RECIPE = 0, 1, 2, 3
+
+
+BUSY = object()  # what ``Trace.replay`` returns when it cannot run now
 
 
 class Refused(MinidlError):
@@ -53,8 +57,8 @@ class Trace:
         self.kept = sorted(set(_slots_in_result(self.result)))
         self._plan_freeing()
         self.source, self._run, self._fns = write_replay(self)
-        #: True while a replay runs: the ``Function``s it reuses are in use.
-        self.busy = False
+        # Held while a replay runs: the ``Function``s it reuses are in use.
+        self._running = threading.Lock()
 
     def _structure(self, value: Any, recorder: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -107,8 +111,10 @@ class Trace:
         return None
 
     def replay(self, arg_arrays: list[np.ndarray]) -> Any:
-        """Run the recorded step on these argument arrays (only while not ``busy``)."""
-        self.busy = True
+        """Run the recorded step on these argument arrays; ``BUSY`` (without running) while
+        another replay of this trace runs (the step called inside it, or another thread)."""
+        if not self._running.acquire(blocking=False):
+            return BUSY
         try:
             kept = self._run(*arg_arrays)
         except BaseException:
@@ -116,7 +122,7 @@ class Trace:
                 fn.release()
             raise
         finally:
-            self.busy = False
+            self._running.release()
         return self._build(self.result, dict(zip(self.kept, kept)))
 
     def _build(self, structure: Any, table: dict[int, Any]) -> Any:

@@ -4,7 +4,8 @@
 function that makes, in order, exactly the calls a replay must make, and compiles it.
 Each table slot is a local variable (``s3``), each op a ``Function`` instance made once
 and reused by every replay (its ``forward`` saves on it what its ``backward`` reads, and
-``release`` empties it again), each constant a global of the function. The backward
+``release`` empties it again; a class with its own ``__init__`` is made afresh by each
+replay), each constant a global of the function. The backward
 pass is unrolled: the gradient of node ``k`` is the local ``g{k}``, and the accumulation
 of gradients from several consumers is written where it happens, so a replay walks no
 graph, dispatches on no event kind and keeps no dict of gradients.
@@ -71,9 +72,14 @@ def write_replay(trace: Any) -> tuple[str, Any, list[Any]]:
     ``trace.kept`` names (what the step returns).
     """
     writer = _Writer()
-    fns = [cls() for cls in trace.op_classes]
-    for fn, needs in zip(fns, trace.op_needs):
-        fn.needs_input_grad = needs
+    fns: list[Any] = []
+    for op, (cls, needs) in enumerate(zip(trace.op_classes, trace.op_needs)):
+        if cls.__init__ is object.__init__:
+            fn = cls()
+            fn.needs_input_grad = needs
+            fns.append(_Reused(writer, fn))
+        else:  # its __init__ may set state forward relies on: a fresh one per replay
+            fns.append(_Fresh(writer, op, cls, needs))
     in_backward = {node[0] for event in trace.events if event[0] == "backward"
                    for node in event[3] if node[0] is not None}
     released_when_freed = {trace.n_args + op for op in range(trace.n_ops)
@@ -93,15 +99,38 @@ def write_replay(trace: Any) -> tuple[str, Any, list[Any]]:
         for slot in trace.frees[number]:
             writer.emit(1, f"s{slot} = None")
             if slot in released_when_freed:  # no backward empties this op: do it now
-                writer.emit(1, f"{writer.name(fns[slot - trace.n_args].release, 'R')}()")
+                writer.emit(1, f"{fns[slot - trace.n_args].release}()")
                 released_when_freed.discard(slot)
     for slot in sorted(released_when_freed):
-        writer.emit(1, f"{writer.name(fns[slot - trace.n_args].release, 'R')}()")
+        writer.emit(1, f"{fns[slot - trace.n_args].release}()")
     writer.emit(1, f"return ({''.join(f's{slot}, ' for slot in trace.kept)})")
     source = "\n".join(writer.lines) + "\n"
     namespace = dict(writer.names)
     exec(compile(source, "<minidl.compile replay>", "exec"), namespace)  # noqa: S102
-    return source, namespace["replay"], fns
+    return source, namespace["replay"], [fn.instance for fn in fns if fn.instance is not None]
+
+
+class _Reused:
+    """An op's ``Function`` made once, its bound methods globals of the replay."""
+
+    def __init__(self, writer: _Writer, fn: Any) -> None:
+        self.instance, self.name = fn, type(fn).__name__
+        self.setup: list[str] = []
+        self.it = writer.name(fn, "N")
+        self.forward = writer.name(fn.forward, "F")
+        self.backward = writer.name(fn.backward, "B")
+        self.release = writer.name(fn.release, "R")
+
+
+class _Fresh:
+    """An op whose class has its own ``__init__``: made afresh by each replay, a local."""
+
+    def __init__(self, writer: _Writer, op: int, cls: Any, needs: tuple[bool, ...]) -> None:
+        self.instance, self.name, self.it = None, cls.__name__, f"f{op}"
+        self.setup = [f"f{op} = {writer.name(cls, 'K')}()",
+                      f"f{op}.needs_input_grad = {writer.name(needs, 'K')}"]
+        self.forward, self.backward, self.release = (f"f{op}.forward", f"f{op}.backward",
+                                                     f"f{op}.release")
 
 
 def _write_op(writer: _Writer, fn: Any, event: tuple[Any, ...], slot: int) -> None:
@@ -114,7 +143,9 @@ def _write_op(writer: _Writer, fn: Any, event: tuple[Any, ...], slot: int) -> No
             raise Refused(f"an option named {option!r}")
         arguments.append(f"{option}={writer.value(ref)}")
     writer.emit(1, f"# {cls.__name__}")
-    writer.emit(1, f"s{slot} = {writer.name(fn.forward, 'F')}({', '.join(arguments)})")
+    for line in fn.setup:
+        writer.emit(1, line)
+    writer.emit(1, f"s{slot} = {fn.forward}({', '.join(arguments)})")
     writer.emit(1, f"if type(s{slot}) is not ndarray:")  # numpy returns scalars for reductions
     writer.emit(2, f"s{slot} = asarray(s{slot})")
 
@@ -126,8 +157,8 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
     emit = writer.emit
     emit(1, "# backward")
     if planner_ops:
-        planners = ", ".join(writer.name(fns[i], "N") for i in planner_ops)
-        first = writer.name(fns[planner_ops[0]], "N")
+        planners = ", ".join(fns[i].it for i in planner_ops)
+        first = fns[planner_ops[0]].it
         emit(1, f"plan = {first}.plan_pass([{planners}], {writer.name(leaves, 'L')})")
     else:
         emit(1, "plan = PLAIN")
@@ -153,20 +184,20 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
             _write_leaf(writer, k, leaf)
             continue
         fn = fns[op]
-        release = writer.name(fn.release, "R")
-        emit(1, f"# {type(fn).__name__}")
+        release = fn.release
+        emit(1, f"# {fn.name}")
         if drop_output:
             emit(1, f"s{n_args + op} = None")
         emit(1, f"if g{k} is None:")  # every consumer returned None for it (a zero gradient)
         emit(2, f"{release}()")
         emit(1, "else:")
-        emit(2, f"r = {writer.name(fn.backward, 'B')}(g{k})")
+        emit(2, f"r = {fn.backward}(g{k})")
         emit(2, f"g{k} = None")
         emit(2, "if type(r) is not tuple:")
         emit(3, "r = (r,)")
         for index, parent in enumerate(parents):
             if parent is not None:
-                _write_parent(writer, index, parent, type(fn).__name__)
+                _write_parent(writer, index, parent, fn.name)
         emit(2, f"{release}()")
 
 
