@@ -84,8 +84,18 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.z, self.y = z, y
-        self.e = np.exp(-np.abs(z))  # kept: backward's sigmoid reuses it
-        losses = np.maximum(z, 0) - z * y + np.log1p(self.e)
+        e = np.abs(z)
+        if type(e) is np.ndarray:  # exp(-|z|) in one array (not a 0-d z's numpy scalar)
+            self.e = np.exp(np.negative(e, out=e), out=e)
+        else:
+            self.e = np.exp(-e)
+        # self.e is kept: backward's sigmoid reuses it.
+        losses = np.maximum(z, 0)
+        if type(losses) is np.ndarray and z.dtype == y.dtype and z.shape == y.shape:
+            losses -= z * y  # into the fresh array: the same values, two arrays fewer
+            losses += np.log1p(self.e)
+        else:
+            losses = losses - z * y + np.log1p(self.e)
         return _trailing_mean(losses)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
