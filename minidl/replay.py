@@ -1,8 +1,9 @@
 """The replay half of ``mdl.compile``: a recorded step run again on plain arrays.
 
 ``minidl.capture`` records one eager call of a step; ``Trace`` keeps that record and
-replays it: fresh ``Function`` instances run ``forward`` and ``backward`` on arrays in
-the recorded order, the backward pass repeats ``autograd.run_backward``'s numpy calls
+replays it through one generated function (``minidl.replay_source``): one ``Function``
+instance per op, reused, runs ``forward`` and ``backward`` on arrays in the recorded
+order, the backward pass repeats ``autograd.run_backward``'s numpy calls
 (seed, sums over broadcast axes, casts, leaf writes through the same pass plan), and
 the optimizer's own methods run where the step called them. No Tensor is built (but
 for what the step returns), no graph is walked, no in-place check runs.
@@ -10,17 +11,24 @@ for what the step returns), no graph is walked, no in-place check runs.
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 import numpy as np
 
-from minidl.autograd import PLAIN_CALCULUS, unbroadcast
 from minidl.errors import MinidlError
+from minidl.replay_source import write_replay
 from minidl.tensor import Tensor
+
+_tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
 
 # Where a value comes from: the table (the step's tensor arguments, then op outputs), a
 # parameter read when used, a constant, or an array an option recipe recomputes.
 TABLE, PARAM, CONST, RECIPE = 0, 1, 2, 3
+
+
+BUSY = object()  # what ``Trace.replay`` returns when it cannot run now
 
 
 class Refused(MinidlError):
@@ -31,17 +39,26 @@ class Trace:
     """One recorded step and the guards under which its replay is valid.
 
     ``recorder`` is a ``minidl.capture.Recorder`` that watched the call which returned
-    ``result``.
+    ``result``. The replay itself is one generated function (``minidl.replay_source``;
+    ``source`` shows it).
     """
 
     def __init__(self, recorder: Any, result: Any) -> None:
         self.n_args, self.n_ops = recorder.n_args, recorder.n_ops
         self.events = recorder.events
+        self.op_classes = [event[1] for event in self.events if event[0] == "op"]
+        self.op_needs = [event[4] for event in self.events if event[0] == "op"]
         self.params = [(p, p._data.shape, p._data.dtype) for p in recorder.params.values()]
-        self.modules = [(m, module_state(m)) for m in recorder.modules.values()]
+        modules = list(recorder.modules.values())
+        self.modules = [(m.__dict__, module_state(m), type(m).__name__) for m in modules]
+        # Compared only after some module changed (``nn.Module`` counts changes).
+        self._module_changes = _tensor_module._module_changes
         self.result = self._structure(result, recorder)
+        self.kept = sorted(set(_slots_in_result(self.result)))
         self._plan_freeing()
-        self.program = [_compile_event(event) for event in self.events]
+        self.source, self._run, self._fns = write_replay(self)
+        # Held while a replay runs: the ``Function``s it reuses are in use.
+        self._running = threading.Lock()
 
     def _structure(self, value: Any, recorder: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -60,21 +77,22 @@ class Trace:
         for number, event in enumerate(self.events):
             for slot in _slots_used(event):
                 last[slot] = number
-        kept = set(_slots_in_result(self.result))
-        self.frees: list[tuple[int, ...]] = [() for _ in self.events]
-        by_event: dict[int, list[int]] = {}
+        kept = set(self.kept)
+        by_event: dict[int, set[int]] = {}
         for slot, number in last.items():
             if slot not in kept:
-                by_event.setdefault(number, []).append(slot)
-        for number, slots in by_event.items():
-            self.frees[number] = tuple(slots)
-        # Inside a backward event, a node's output is dropped once the node is processed
-        # (its consumers, which read its shape, come before it), as the engine does.
+                by_event.setdefault(number, set()).add(slot)
+        self.frees: list[tuple[int, ...]] = []
         for number, event in enumerate(self.events):
+            done = by_event.get(number, set())
             if event[0] == "backward":
-                done = set(self.frees[number])
-                event[3][:] = [(op, leaf, parents, op is not None and self.n_args + op in done)
-                               for op, leaf, parents, *_ in event[3]]
+                # A node's output is dropped once the node is processed (its consumers,
+                # which read its shape, come before it), as the engine does.
+                nodes = [(op, leaf, parents, op is not None and self.n_args + op in done)
+                         for op, leaf, parents, *_ in event[3]]
+                event[3][:] = nodes
+                done = done - {self.n_args + op for op, _, _, drop in nodes if drop}
+            self.frees.append(tuple(sorted(done)))
 
     def still_valid(self) -> str | None:
         """None, or what changed since the trace."""
@@ -82,43 +100,32 @@ class Trace:
             data = param._data
             if data.shape != shape or data.dtype != dtype or not param.requires_grad:
                 return f"a parameter changed (now {data.shape}, {data.dtype})"
-        for module, state in self.modules:
-            if module_state(module) != state:
-                return (f"{type(module).__name__} changed (train/eval mode, a parameter, a "
-                        "buffer or another attribute)")
+        changes = _tensor_module._module_changes
+        if changes == self._module_changes:
+            return None
+        for attributes, state, name in self.modules:
+            if tuple(map(id, attributes.values())) != state:
+                return (f"{name} changed (train/eval mode, a parameter, a buffer or "
+                        "another attribute)")
+        self._module_changes = changes  # other modules changed, or back as they were
         return None
 
     def replay(self, arg_arrays: list[np.ndarray]) -> Any:
-        n_args = self.n_args
-        table: list[Any] = arg_arrays + [None] * self.n_ops
-        fns: list[Any] = [None] * self.n_ops
-        position = n_args
-        frees = self.frees
-        for number, event in enumerate(self.program):
-            kind = event[0]
-            if kind == "op":
-                _, cls, refs, opts, fixed_opts, needs = event
-                arrays = [table[ref[1]] if ref[0] == TABLE else resolve(ref, table)
-                          for ref in refs]
-                fn = cls()
-                fn.needs_input_grad = needs
-                if opts:
-                    fixed_opts = {**fixed_opts, **{name: resolve(ref, table) for name, ref in opts}}
-                out = fn.forward(*arrays, **fixed_opts)
-                if type(out) is not np.ndarray:
-                    out = np.asarray(out)
-                table[position] = out
-                fns[position - n_args] = fn
-                position += 1
-            elif kind == "backward":
-                replay_backward(event, table, fns, n_args)
-            else:
-                event[1]()
-            for slot in frees[number]:
-                table[slot] = None
-        return self._build(self.result, table)
+        """Run the recorded step on these argument arrays; ``BUSY`` (without running) while
+        another replay of this trace runs (the step called inside it, or another thread)."""
+        if not self._running.acquire(blocking=False):
+            return BUSY
+        try:
+            kept = self._run(*arg_arrays)
+        except BaseException:
+            for fn in self._fns:  # drop whatever the failed replay saved on them
+                fn.release()
+            raise
+        finally:
+            self._running.release()
+        return self._build(self.result, dict(zip(self.kept, kept)))
 
-    def _build(self, structure: Any, table: list[Any]) -> Any:
+    def _build(self, structure: Any, table: dict[int, Any]) -> Any:
         kind, body = structure
         if kind == CONST:
             return body
@@ -129,16 +136,6 @@ class Trace:
         if kind is dict:
             return {k: self._build(v, table) for k, v in body.items()}
         return kind(self._build(v, table) for v in body)
-
-
-def _compile_event(event: tuple[Any, ...]) -> tuple[Any, ...]:
-    """An op event with its constant options merged once (the rest as recorded)."""
-    if event[0] != "op":
-        return event
-    _, cls, refs, opts, needs = event
-    fixed = {name: value for name, (kind, value) in opts if kind == CONST}
-    varying = [(name, ref) for name, ref in opts if ref[0] != CONST]
-    return ("op", cls, refs, varying, fixed, needs)
 
 
 def module_state(module: Any) -> tuple[Any, ...]:
@@ -191,62 +188,3 @@ def resolve(ref: tuple[int, Any], table: list[Any]) -> Any:
         return value
     recipe, refs = value
     return recipe(*[resolve(r, table) for r in refs])
-
-
-def replay_backward(event: tuple[Any, ...], table: list[Any], fns: list[Any],
-                    n_args: int) -> None:
-    """``autograd.run_backward``'s numpy calls, in its order, on the replay's arrays."""
-    _, root_op, grad_ref, nodes, planner_ops, leaves, root_slot = event
-    plan = (fns[planner_ops[0]].plan_pass([fns[i] for i in planner_ops], leaves)
-            if planner_ops else PLAIN_CALCULUS)
-    root = table[root_slot]
-    scale = plan.seed_scale
-    if grad_ref is None:
-        seed = np.empty(root.shape, dtype=np.float64)
-        seed.fill(scale)
-    else:
-        seed = np.array(resolve(grad_ref, table), dtype=np.float64)
-        if scale != 1.0:
-            seed = seed * scale
-    if root.ndim > 0:
-        seed = seed.astype(plan.carry_dtype(root.dtype))
-    root = None
-    grads: dict[int, np.ndarray] = {0: seed}
-    handed_to_leaves: set[int] = set()
-    for k, (op, leaf, parents, drop_output) in enumerate(nodes):
-        g = grads.pop(k, None)
-        if op is None:
-            if g is None:
-                continue
-            if id(g) in handed_to_leaves or g.base is not None or type(g) is not np.ndarray:
-                g = np.array(g)  # each .grad is an array that owns its memory
-            handed_to_leaves.add(id(g))
-            plan.write_leaf(leaf, g)
-            continue
-        fn = fns[op]
-        if drop_output:
-            table[n_args + op] = None
-        if g is None:  # every consumer returned None for it (a zero gradient)
-            fn.release()
-            continue
-        input_grads = fn.backward(g)
-        if type(input_grads) is not tuple:
-            input_grads = (input_grads,)
-        for parent, pg in zip(parents, input_grads):
-            if pg is None or parent is None:
-                continue
-            key, (kind, value), is_op_output = parent
-            data = table[value] if kind == TABLE else value._data  # an op output or a leaf
-            if pg.shape != data.shape:
-                pg = unbroadcast(pg, data.shape, type(fn).__name__)
-            if pg.dtype != data.dtype and pg.ndim > 0 and is_op_output:
-                target = plan.carry_dtype(data.dtype)
-                if pg.dtype != target:
-                    pg = pg.astype(target)
-            # Out of place: a backward may hand the same array to two inputs.
-            if key in grads:
-                grads[key] = grads[key] + pg
-            else:
-                grads[key] = pg
-        fn.release()
-        fns[op] = None

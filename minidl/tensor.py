@@ -24,6 +24,9 @@ ArrayLike = Any  # a Tensor, an ndarray, a Python number or a (nested) list of n
 
 #: The recorder of a step being traced by ``minidl.compile`` (``minidl.capture``), else None.
 _recorder: Any = None
+#: Counts changes of modules' attributes (``minidl.nn.Module`` bumps it), so a compiled step
+#: compares the attributes of the modules it called only after some module changed.
+_module_changes = 0
 
 
 def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:

@@ -266,6 +266,7 @@ def record_architecture(model: nn.Module, spec: str, options: dict[str, Any] | N
     """Note on ``model`` how to rebuild it (read by ``mdl.save``)."""
     object.__setattr__(model, ARCHITECTURE_ATTR,
                        {"factory": spec, "options": options, "context": context})
+    nn.module.module_changed()
 
 
 def _accepted(factory: Callable[..., Any]) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from minidl.errors import InvalidTypeError
-from minidl.nn.module import Module
+from minidl.nn.module import Module, module_changed
 
 
 def _check_module(owner: str, key: Any, module: Any) -> Module:
@@ -19,6 +19,7 @@ def _put(container: Module, name: str, module: Module) -> None:
     """Register ``module`` under ``name``; replacing one keeps its place in the order."""
     container._modules[name] = module  # not setattr, which would move it to the end
     object.__setattr__(container, name, module)
+    module_changed()
 
 
 class ModuleList(Module):

@@ -15,7 +15,12 @@ from minidl.tensor import Tensor
 _tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
 
 
-#: The entry of a minidl ``.npz`` that holds its JSON metadata, not an array of the model.
+def module_changed() -> None:
+    """Say that a module's attribute changed (``mdl.compile`` re-checks its guards)."""
+    _tensor_module._module_changes += 1
+
+
+#: The entry of a minidl ``.npz""" that holds its JSON metadata, not an array of the model.
 METADATA_KEY = "__meta__"
 
 
@@ -63,6 +68,7 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  "before assigning attributes")
+        module_changed()
         if name in self.__dict__.get("_buffers", {}):  # assigning a buffer keeps it one
             self._buffers[name] = value
             object.__setattr__(self, name, value)
@@ -82,6 +88,7 @@ class Module:
         self._modules.pop(name, None)
         self._buffers[name] = value
         object.__setattr__(self, name, value)
+        module_changed()
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(...)")
@@ -131,6 +138,7 @@ class Module:
         """Training mode (dropout active, batch norm on batch statistics); returns self."""
         for _, module in self.named_modules():
             object.__setattr__(module, "training", mode)
+        module_changed()
         return self
 
     def eval(self) -> Module:

@@ -46,7 +46,19 @@ def _sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
     """sigmoid(x) given e = exp(-|x|): 1 / (1 + e) where x >= 0, else e / (1 + e)."""
     # The same values as computing both branches, in 4 array passes instead of 6; the
     # Python 1 keeps x's dtype (float16, float32 or float64).
-    return np.where(x >= 0, 1, e) / (1 + e)
+    denominator = 1 + e
+    if type(denominator) is not np.ndarray:  # a 0-d x: numpy scalars, no out=
+        return np.where(x >= 0, 1, e) / denominator
+    return np.divide(np.where(x >= 0, 1, e), denominator, out=denominator)
+
+
+def _times(grad: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """``grad * local`` for a ``local`` derivative the op just made: into ``local`` when
+    the product has its shape and dtype (the same values; IEEE products commute)."""
+    if local.dtype == grad.dtype and local.shape == grad.shape:
+        local *= grad
+        return local
+    return grad * local
 
 
 # ======================================= unary ==========================================
@@ -81,7 +93,11 @@ class Tanh(Function):
         return self.out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * (1 - self.out * self.out)
+        local = self.out * self.out
+        if type(local) is not np.ndarray:  # a 0-d output: numpy scalars, no out=
+            return grad * (1 - local)
+        np.subtract(1, local, out=local)  # 1 - out^2 in the square's fresh array
+        return _times(grad, local)
 
 
 class Sigmoid(Function):

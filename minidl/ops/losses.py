@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.errors import InvalidValueError
-from minidl.ops.elementwise import _sigmoid_from_exp
+from minidl.ops.elementwise import _sigmoid_from_exp, _times
 from minidl.ops.embedding import first_out_of_range
 from minidl.tensor import Function
 
@@ -91,8 +91,18 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.z, self.y = z, y
-        self.e = np.exp(-np.abs(z))  # kept: backward's sigmoid reuses it
-        losses = np.maximum(z, 0) - z * y + np.log1p(self.e)
+        e = np.abs(z)
+        if type(e) is np.ndarray:  # exp(-|z|) in one array (not a 0-d z's numpy scalar)
+            self.e = np.exp(np.negative(e, out=e), out=e)
+        else:
+            self.e = np.exp(-e)
+        # self.e is kept: backward's sigmoid reuses it.
+        losses = np.maximum(z, 0)
+        if type(losses) is np.ndarray and z.dtype == y.dtype and z.shape == y.shape:
+            losses -= z * y  # into the fresh array: the same values, two arrays fewer
+            losses += np.log1p(self.e)
+        else:
+            losses = losses - z * y + np.log1p(self.e)
         return _trailing_mean(losses)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -101,6 +111,14 @@ class BinaryCrossEntropyWithLogits(Function):
         per_example = self.z.size // max(grad.size, 1)
         if per_example != 1:
             per_element = per_element / per_example
-        grad_z = per_element * (_sigmoid_from_exp(self.z, self.e) - self.y) if needs_z else None
+        grad_z = None
+        if needs_z:
+            grad_z = _sigmoid_from_exp(self.z, self.e)
+            if type(grad_z) is np.ndarray and grad_z.dtype == self.y.dtype \
+                    and grad_z.shape == self.y.shape:
+                grad_z -= self.y  # into the sigmoid's fresh array: the same values
+            else:
+                grad_z = grad_z - self.y
+            grad_z = _times(per_element, grad_z)
         grad_y = per_element * -self.z if needs_y else None
         return grad_z, grad_y

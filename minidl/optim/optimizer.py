@@ -196,17 +196,22 @@ class Optimizer:
         param.data[...] = master
 
     def _check_normalized(self) -> None:
-        for index, param in enumerate(self.params):
-            record = param._grad_record  # grad_count is 0 without a record or with count 0
-            if param._grad is not None and (record is None or record.count == 0):
-                raise GradientNotNormalizedError(
-                    f"parameter {index} (shape {param.shape}) has a gradient that no batch "
-                    "reduction produced since it was last cleared: the loss was reduced by "
-                    "plain calculus (e.g. a bare .sum()), so no normalization strategy divided "
-                    "it. Use a minidl loss with its default reduction or mdl.batch_reduce(...), "
-                    "or pass require_normalized=False to the optimizer if plain calculus is "
-                    "what you mean."
-                )
+        for group in self.param_groups:
+            for param in group["params"]:
+                record = param._grad_record  # grad_count is 0 without one or with count 0
+                if param._grad is not None and (record is None or record.count == 0):
+                    self._not_normalized(param)
+
+    def _not_normalized(self, param: Tensor) -> None:
+        index = next(i for i, p in enumerate(self.params) if p is param)
+        raise GradientNotNormalizedError(
+            f"parameter {index} (shape {param.shape}) has a gradient that no batch "
+            "reduction produced since it was last cleared: the loss was reduced by "
+            "plain calculus (e.g. a bare .sum()), so no normalization strategy divided "
+            "it. Use a minidl loss with its default reduction or mdl.batch_reduce(...), "
+            "or pass require_normalized=False to the optimizer if plain calculus is "
+            "what you mean."
+        )
 
     # ---- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -41,8 +41,7 @@ class BatchReduce(Function):
                 strategy: Strategy) -> np.ndarray:
         self.count = float(losses.size if weights is None else weights.sum())
         self.strategy = strategy
-        self.cost_scale = strategy.cost_scale(self.count)
-        self.seed_scale = strategy.loss_grad_scale(self.count) / self.cost_scale
+        self.cost_scale, self.seed_scale = strategy.scales(self.count)
         self.shape, self.dtype, self.weights = losses.shape, losses.dtype, weights
         terms = losses if weights is None else losses * weights
         # Scale before casting back: a float16 mean of large sums is finite when the sum is not.

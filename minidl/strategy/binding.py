@@ -22,26 +22,40 @@ from minidl.hookspecs import SUM_OVER_RANKS, RankCombine, StrategyInfo
 from minidl.pluginmanager import DEFAULT_PLUGINS, PluginManager
 
 
-def bind_hook(pm: PluginManager, plugin: object, hook_name: str) -> Callable[..., Any]:
-    """Call ``hook_name`` on ``plugin`` alone, by keyword; None when it does not implement it.
+def bind_hook(pm: PluginManager, plugin: object, hook_name: str,
+              positional: bool = False) -> Callable[..., Any]:
+    """Call ``hook_name`` on ``plugin`` alone, by keyword (or, with ``positional``, with
+    every argument of the hookspec in its order); None when it does not implement it.
 
     Any exception from the plugin (``SystemExit`` included) is a ``PluginError`` naming it.
     """
     plugin_name = pm.get_name(plugin)
-    impls = [i for i in getattr(pm.hook, hook_name).get_hookimpls() if i.plugin is plugin]
+    caller = getattr(pm.hook, hook_name)
+    impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
     others = [p for p in pm.get_plugins() if p is not plugin]
     through_pluggy = pm.subset_hook_caller(hook_name, remove_plugins=others)
     direct = len(impls) == 1 and not impls[0].hookwrapper and not impls[0].wrapper
     function, argnames = (impls[0].function, impls[0].argnames) if direct else (None, ())
+    spec_names = tuple(caller.spec.argnames) if caller.spec is not None else ()
+    # The implementation's arguments, as positions among the hookspec's: usually its first
+    # few, in order (an implementation leaves out the ones it ignores, often the last).
+    positions = tuple(spec_names.index(name) for name in argnames if name in spec_names)
+    leading = len(positions) if positions == tuple(range(len(positions))) else None
 
-    def call(**kwargs: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
         if not impls:
             return None
         try:
             # Through pluggy only while it watches (tracing) and the plugin is registered:
             # a trainer registers a strategy plugin only while it fits.
             if function is not None and (not pm.monitored or not pm.is_registered(plugin)):
-                return function(*[kwargs[name] for name in argnames])
+                if not positional:
+                    return function(*map(kwargs.__getitem__, argnames))
+                if leading is not None:
+                    return function(*args[:leading])
+                return function(*map(args.__getitem__, positions))
+            if positional:
+                kwargs = dict(zip(spec_names, args))
             results = through_pluggy(**kwargs)  # a list: these hooks are not firstresult
             return results[0] if results else None
         except KeyboardInterrupt as err:  # still an interrupt, now with its place
@@ -79,11 +93,13 @@ class Strategy:
         self.key = (self.plugin_name, None if options is None else options.model_dump_json())
         self._cost_scale = bind_hook(pm, plugin, "minidl_cost_scale")
         self._loss_grad_scale = bind_hook(pm, plugin, "minidl_loss_grad_scale")
-        self._leaf_grad = bind_hook(pm, plugin, "minidl_leaf_grad")
+        self._leaf_grad = bind_hook(pm, plugin, "minidl_leaf_grad", positional=True)
         self._combine_ranks = bind_hook(pm, plugin, "minidl_combine_ranks")
         #: The plugin keeps running values itself (it implements minidl_leaf_grad).
         self.folds_leaves = _implements(pm, plugin, "minidl_leaf_grad")
         self.combines_ranks = _implements(pm, plugin, "minidl_combine_ranks")
+        self._pm = pm
+        self._scales: dict[float, tuple[float, float]] = {}  # a built-in's, by count
 
     def __repr__(self) -> str:
         return f"<Strategy {self.name!r} from plugin {self.plugin_name!r}>"
@@ -109,13 +125,31 @@ class Strategy:
             return self.cost_scale(count)
         return self._checked_scale(value, "minidl_loss_grad_scale")
 
+    def scales(self, count: float) -> tuple[float, float]:
+        """(c, s / c) for ``count`` examples: the cost scale and the pass's seed scale.
+
+        A built-in strategy's are kept per count (they are pure functions of it), so a
+        training step asks its hooks once per batch size, unless hook calls are watched.
+        """
+        known = self._scales.get(count)
+        if known is not None and not self._pm.monitored:
+            return known
+        cost_scale = self.cost_scale(count)
+        scales = (cost_scale, self.loss_grad_scale(count) / cost_scale)
+        if self.built_in:
+            if len(self._scales) >= 64:  # a few batch sizes, or weights that vary each batch
+                self._scales.clear()
+            self._scales[count] = scales
+        return scales
+
     def accumulate(self, leaf: Any, grad: np.ndarray | None, count: float,
                    new_grad: np.ndarray, new_count: float) -> np.ndarray:
         """The leaf's new normalized gradient (old plus new when the plugin does not say)."""
-        value = self._leaf_grad(grad=grad, count=count, new_grad=new_grad, new_count=new_count,
-                                options=self.options)
+        value = self._leaf_grad(grad, count, new_grad, new_count, self.options)
         if value is None:
             return new_grad if grad is None else grad + new_grad
+        if self.built_in and type(value) is np.ndarray:  # its formulas are tested
+            return value
         if isinstance(value, np.generic):  # numpy turns 0-d arithmetic into scalars
             value = np.asarray(value)
         if not isinstance(value, np.ndarray) or value.shape != leaf._data.shape:

@@ -68,11 +68,14 @@ class BatchPlan:
             record.key = self.strategy.key
             plain = None if leaf._grad is None else leaf._grad.copy()
             normalized = None
-        new = self.strategy.accumulate(leaf, normalized, record.count,
-                                       grad.astype(work, copy=False), self.count)
+        if grad.dtype != work:
+            grad = grad.astype(work)
+        new = self.strategy.accumulate(leaf, normalized, record.count, grad, self.count)
         if plain is not None:
             new = new + plain
-        leaf._grad = np.asarray(new, dtype=dtype)
+        if type(new) is not np.ndarray or new.dtype != dtype:
+            new = np.asarray(new, dtype=dtype)
+        leaf._grad = new
         record.plain = plain
         record.count += self.count
         leaf._grad_record = record

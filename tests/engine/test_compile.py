@@ -248,3 +248,35 @@ def test_a_new_dropout_generator_or_rate_retraces():
         step_e(**args), step_c(**args)
         assert_same(eager, compiled)
     assert step_c.eager_reason is None and step_c.invalidations == 2
+
+
+def test_an_op_with_its_own_init_is_made_afresh_each_replay():
+    class Scaled(mdl.Function):  # forward reads state its __init__ sets
+        saved_inputs, saves_output = (), False
+        made = 0
+
+        def __init__(self):
+            Scaled.made += 1
+            self.factor = 3.0
+
+        def forward(self, a):
+            return a * self.factor
+
+        def backward(self, grad):
+            return grad * self.factor
+
+    def step_of(net, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(Scaled.apply(net(x)), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    step_c, _, _ = run_both(step_of, "float64", batches("float64"))
+    (trace,) = step_c.traces.values()
+    assert len(trace._fns) == trace.n_ops - 1  # every op but Scaled is made once, reused
+    before = Scaled.made
+    step_c(**batches("float64", count=1, seed=5)[0][0])
+    assert Scaled.made == before + 1

@@ -112,3 +112,80 @@ def test_a_module_changed_before_every_call_ends_up_eager():
         step_e(**args), step_c(**args)
         assert_same(eager, compiled)
     assert "keeps changing" in step_c.eager_reason
+
+
+def test_a_replay_keeps_no_saved_arrays_between_steps():
+    step = mdl.compile(plain_step(*make_net("float32")))
+    for args, _ in batches("float32", count=3):
+        step(**args)
+    (trace,) = step.traces.values()
+    assert "def replay(" in trace.source
+    assert all(not vars(fn) for fn in trace._fns)  # each reused op was emptied by release
+
+
+def test_a_failed_replay_empties_its_ops_and_the_next_one_runs():
+    class FailOnce(mdl.Function):
+        saved_inputs, saves_output = (0,), False
+        fail = False
+
+        def forward(self, a):
+            self.a = a
+            if FailOnce.fail:
+                raise RuntimeError("boom")
+            return a * 2
+
+        def backward(self, grad):
+            return grad * 2
+
+    w = mdl.nn.Parameter(np.ones(3, dtype=np.float32))
+    opt = mdl.optim.SGD([w], lr=0.1)
+
+    @mdl.compile
+    def step(x):
+        opt.zero_grad()
+        mdl.nn.functional.mse_loss(FailOnce.apply(w) * x, x).backward()
+        opt.step()
+
+    x = mdl.tensor(np.arange(3, dtype=np.float32))
+    step(x), step(x)
+    FailOnce.fail = True
+    with pytest.raises(RuntimeError, match="boom"):
+        step(x)
+    FailOnce.fail = False
+    (trace,) = step.traces.values()
+    assert all(not vars(fn) for fn in trace._fns)
+    before = w.data.copy()
+    step(x)
+    assert not np.array_equal(before, w.data) and step.eager_reason is None
+
+
+def test_a_step_called_inside_its_own_replay_runs_eagerly():
+    calls = []
+
+    class CallsTheStep(mdl.Function):  # a user's op that (oddly) calls the compiled step
+        saved_inputs, saves_output = (), False
+
+        def forward(self, a):
+            if not calls:
+                calls.append("inner")
+                step(x)
+            return a.copy()
+
+        def backward(self, grad):
+            return grad
+
+    w = mdl.nn.Parameter(np.full(2, 3.0))
+
+    @mdl.compile
+    def step(x):
+        mdl.nn.functional.mse_loss(CallsTheStep.apply(w) * x, x).backward()
+
+    x = mdl.tensor(np.ones(2))
+    step(x), step(x)  # traced (the inner call meets the recorder: eager), then replayed
+    calls.clear()
+    w.grad = None
+    step(x)  # the inner call finds the trace busy and runs eagerly
+    assert calls == ["inner"] and step.eager_reason is None
+    # Both passes ran: each gives d mean((w x - x)^2) / dw = (w - 1) x^2 = 2, over 2 examples.
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+    assert w.grad_count == 4

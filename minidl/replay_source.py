@@ -1,0 +1,229 @@
+"""A recorded step written out as one Python function: the replay as straight-line code.
+
+``minidl.replay.Trace`` hands its record here once; this module writes the source of a
+function that makes, in order, exactly the calls a replay must make, and compiles it.
+Each table slot is a local variable (``s3``), each op a ``Function`` instance made once
+and reused by every replay (its ``forward`` saves on it what its ``backward`` reads, and
+``release`` empties it again; a class with its own ``__init__`` is made afresh by each
+replay), each constant a global of the function. The backward
+pass is unrolled: the gradient of node ``k`` is the local ``g{k}``, and the accumulation
+of gradients from several consumers is written where it happens, so a replay walks no
+graph, dispatches on no event kind and keeps no dict of gradients.
+
+The calls are ``autograd.run_backward``'s, in its order: the seed from the pass plan,
+``unbroadcast`` where shapes differ, the cast to the carried dtype, ``plan.write_leaf``
+with an array that owns its memory. Arrays are dropped (``s3 = None``) after their last
+use, as eager drops them; ``Trace.source`` shows the function.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any
+
+import numpy as np
+
+from minidl.autograd import PLAIN_CALCULUS, unbroadcast
+
+TABLE, PARAM, CONST, RECIPE = 0, 1, 2, 3  # as in minidl.replay (which imports this module)
+
+
+class _Writer:
+    """Collects the lines of the function and the objects its globals name."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {
+            "ndarray": np.ndarray, "asarray": np.asarray, "array": np.array,
+            "empty": np.empty, "float64": np.float64, "unbroadcast": unbroadcast,
+            "PLAIN": PLAIN_CALCULUS,
+        }
+        self._by_id: dict[tuple[str, int], str] = {}
+
+    def name(self, obj: Any, prefix: str) -> str:
+        """A global naming ``obj`` (one name per object and prefix)."""
+        key = (prefix, id(obj))
+        found = self._by_id.get(key)
+        if found is None:
+            found = self._by_id[key] = f"{prefix}{len(self._by_id)}"
+            self.names[found] = obj
+        return found
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def value(self, ref: tuple[int, Any]) -> str:
+        """An expression for the array (or option) ``ref`` names."""
+        kind, value = ref
+        if kind == TABLE:
+            return f"s{value}"
+        if kind == PARAM:
+            return f"{self.name(value, 'P')}._data"  # read when used: SGD updates it in place
+        if kind == CONST:
+            return self.name(value, "K")
+        recipe, refs = value
+        return f"{self.name(recipe, 'Q')}({', '.join(self.value(r) for r in refs)})"
+
+
+def write_replay(trace: Any) -> tuple[str, Any, list[Any]]:
+    """The source of ``trace``'s replay, the compiled function, and its ``Function``s.
+
+    The function takes the step's argument arrays and returns the arrays of the slots
+    ``trace.kept`` names (what the step returns).
+    """
+    writer = _Writer()
+    fns: list[Any] = []
+    for op, (cls, needs) in enumerate(zip(trace.op_classes, trace.op_needs)):
+        if cls.__init__ is object.__init__:
+            fn = cls()
+            fn.needs_input_grad = needs
+            fns.append(_Reused(writer, fn))
+        else:  # its __init__ may set state forward relies on: a fresh one per replay
+            fns.append(_Fresh(writer, op, cls, needs))
+    in_backward = {node[0] for event in trace.events if event[0] == "backward"
+                   for node in event[3] if node[0] is not None}
+    released_when_freed = {trace.n_args + op for op in range(trace.n_ops)
+                           if op not in in_backward}
+    args = ", ".join(f"s{i}" for i in range(trace.n_args))
+    writer.emit(0, f"def replay({args}):")
+    op = 0
+    for number, event in enumerate(trace.events):
+        kind = event[0]
+        if kind == "op":
+            _write_op(writer, fns[op], event, trace.n_args + op)
+            op += 1
+        elif kind == "backward":
+            _write_backward(writer, fns, event, trace.n_args)
+        else:
+            writer.emit(1, f"{writer.name(event[1], 'C')}()")
+        for slot in trace.frees[number]:
+            writer.emit(1, f"s{slot} = None")
+            if slot in released_when_freed:  # no backward empties this op: do it now
+                writer.emit(1, f"{fns[slot - trace.n_args].release}()")
+                released_when_freed.discard(slot)
+    for slot in sorted(released_when_freed):
+        writer.emit(1, f"{fns[slot - trace.n_args].release}()")
+    writer.emit(1, f"return ({''.join(f's{slot}, ' for slot in trace.kept)})")
+    source = "\n".join(writer.lines) + "\n"
+    namespace = dict(writer.names)
+    exec(compile(source, "<minidl.compile replay>", "exec"), namespace)  # noqa: S102
+    return source, namespace["replay"], [fn.instance for fn in fns if fn.instance is not None]
+
+
+class _Reused:
+    """An op's ``Function`` made once, its bound methods globals of the replay."""
+
+    def __init__(self, writer: _Writer, fn: Any) -> None:
+        self.instance, self.name = fn, type(fn).__name__
+        self.setup: list[str] = []
+        self.it = writer.name(fn, "N")
+        self.forward = writer.name(fn.forward, "F")
+        self.backward = writer.name(fn.backward, "B")
+        self.release = writer.name(fn.release, "R")
+
+
+class _Fresh:
+    """An op whose class has its own ``__init__``: made afresh by each replay, a local."""
+
+    def __init__(self, writer: _Writer, op: int, cls: Any, needs: tuple[bool, ...]) -> None:
+        self.instance, self.name, self.it = None, cls.__name__, f"f{op}"
+        self.setup = [f"f{op} = {writer.name(cls, 'K')}()",
+                      f"f{op}.needs_input_grad = {writer.name(needs, 'K')}"]
+        self.forward, self.backward, self.release = (f"f{op}.forward", f"f{op}.backward",
+                                                     f"f{op}.release")
+
+
+def _write_op(writer: _Writer, fn: Any, event: tuple[Any, ...], slot: int) -> None:
+    _, cls, refs, opts, _ = event
+    arguments = [writer.value(ref) for ref in refs]
+    for option, ref in opts:
+        if not option.isidentifier() or keyword.iskeyword(option):
+            from minidl.replay import Refused
+
+            raise Refused(f"an option named {option!r}")
+        arguments.append(f"{option}={writer.value(ref)}")
+    writer.emit(1, f"# {cls.__name__}")
+    for line in fn.setup:
+        writer.emit(1, line)
+    writer.emit(1, f"s{slot} = {fn.forward}({', '.join(arguments)})")
+    writer.emit(1, f"if type(s{slot}) is not ndarray:")  # numpy returns scalars for reductions
+    writer.emit(2, f"s{slot} = asarray(s{slot})")
+
+
+def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
+                    n_args: int) -> None:
+    """``autograd.run_backward``'s calls for one recorded pass (see the module doc)."""
+    _, _, grad_ref, nodes, planner_ops, leaves, root_slot = event
+    emit = writer.emit
+    emit(1, "# backward")
+    if planner_ops:
+        planners = ", ".join(fns[i].it for i in planner_ops)
+        first = fns[planner_ops[0]].it
+        emit(1, f"plan = {first}.plan_pass([{planners}], {writer.name(leaves, 'L')})")
+    else:
+        emit(1, "plan = PLAIN")
+    emit(1, f"root = s{root_slot}")
+    emit(1, "scale = plan.seed_scale")
+    if grad_ref is None:
+        emit(1, "g0 = empty(root.shape, dtype=float64)")
+        emit(1, "g0.fill(scale)")
+    else:
+        emit(1, f"g0 = array({writer.value(grad_ref)}, dtype=float64)")
+        emit(1, "if scale != 1.0:")
+        emit(2, "g0 = g0 * scale")
+    emit(1, "if root.ndim > 0:")
+    emit(2, "g0 = g0.astype(plan.carry_dtype(root.dtype))")
+    emit(1, "root = None")
+    if len(nodes) > 1:
+        emit(1, " = ".join(f"g{k}" for k in range(1, len(nodes))) + " = None")
+    if any(op is None for op, *_ in nodes):
+        emit(1, "handed = set()")
+        emit(1, "write_leaf = plan.write_leaf")
+    for k, (op, leaf, parents, drop_output) in enumerate(nodes):
+        if op is None:
+            _write_leaf(writer, k, leaf)
+            continue
+        fn = fns[op]
+        release = fn.release
+        emit(1, f"# {fn.name}")
+        if drop_output:
+            emit(1, f"s{n_args + op} = None")
+        emit(1, f"if g{k} is None:")  # every consumer returned None for it (a zero gradient)
+        emit(2, f"{release}()")
+        emit(1, "else:")
+        emit(2, f"r = {fn.backward}(g{k})")
+        emit(2, f"g{k} = None")
+        emit(2, "if type(r) is not tuple:")
+        emit(3, "r = (r,)")
+        for index, parent in enumerate(parents):
+            if parent is not None:
+                _write_parent(writer, index, parent, fn.name)
+        emit(2, f"{release}()")
+
+
+def _write_parent(writer: _Writer, index: int, parent: tuple[Any, ...], op_name: str) -> None:
+    key, ref, is_op_output = parent
+    emit = writer.emit
+    emit(2, f"pg = r[{index}]")
+    emit(2, "if pg is not None:")
+    emit(3, f"d = {writer.value(ref)}")
+    emit(3, "if pg.shape != d.shape:")
+    emit(4, f"pg = unbroadcast(pg, d.shape, {op_name!r})")
+    if is_op_output:  # leaves are written from the gradient as computed
+        emit(3, "if pg.dtype != d.dtype and pg.ndim > 0:")
+        emit(4, "target = plan.carry_dtype(d.dtype)")
+        emit(4, "if pg.dtype != target:")
+        emit(5, "pg = pg.astype(target)")
+    # Out of place: a backward may hand the same array to two inputs.
+    emit(3, f"g{key} = pg if g{key} is None else g{key} + pg")
+
+
+def _write_leaf(writer: _Writer, k: int, leaf: Any) -> None:
+    emit = writer.emit
+    emit(1, f"if g{k} is not None:")
+    emit(2, f"g = g{k}")
+    emit(2, f"g{k} = None")
+    emit(2, "if id(g) in handed or g.base is not None or type(g) is not ndarray:")
+    emit(3, "g = array(g)")  # each .grad is an array that owns its memory
+    emit(2, "handed.add(id(g))")
+    emit(2, f"write_leaf({writer.name(leaf, 'P')}, g)")
