@@ -38,7 +38,7 @@ class Refused(MinidlError):
 class Trace:
     """One recorded step and the guards under which its replay is valid.
 
-    ``recorder`` is a ``minidl.capture.Recorder`` that watched the call which returned
+    ``recorder`` is a ``minidl.recording.Recorder`` that watched the call which returned
     ``result``. The replay itself is one generated function (``minidl.replay_source``;
     ``source`` shows it).
     """
