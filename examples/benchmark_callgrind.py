@@ -7,6 +7,9 @@ imports and warm-up cancelled out. Deterministic to a few hundred instructions.
 
     python examples/benchmark_callgrind.py                 # tiny net, 20 vs 220 steps
     python examples/benchmark_callgrind.py --net mlp-b128 --steps 5 25
+    python examples/benchmark_callgrind.py --impl numpy --impl eager --impl compiled
+
+With several ``--impl``, each is counted and given as a ratio to the first.
 """
 
 from __future__ import annotations
@@ -18,26 +21,33 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
-def run_steps(net_name: str, steps: int) -> None:
+IMPLS = ("numpy", "eager", "functional", "compiled")
+
+
+def run_steps(impl: str, net_name: str, steps: int) -> None:
     """The measured program: build the net, warm up, then run ``steps`` steps."""
     sys.path.insert(0, str(HERE))
-    from benchmark_nets import MinidlNet, make_specs
+    from benchmark_nets import CompiledNet, FunctionalNet, MinidlNet, NumpyNet, make_specs
 
     spec = next(s for s in make_specs(0) if s.name == net_name)
-    net = MinidlNet(spec, 0)
-    net.run(3)  # first calls build caches (strategy binding, plugin manager)
+    net: Any = {"eager": MinidlNet, "functional": FunctionalNet,
+                "compiled": CompiledNet}.get(impl, MinidlNet)(spec, 0)
+    if impl == "numpy":
+        net = NumpyNet(spec, net.weights())
+    net.run(3)  # first calls build caches (strategy binding, plugin manager, the trace)
     net.run(steps)
 
 
-def instructions(net_name: str, steps: int) -> int:
+def instructions(impl: str, net_name: str, steps: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-               sys.executable, __file__, "--child", net_name, str(steps)]
+               sys.executable, __file__, "--child", impl, net_name, str(steps)]
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
         subprocess.run(cmd, check=True, capture_output=True, env=env)
         text = out.read_text()
@@ -51,17 +61,23 @@ def instructions(net_name: str, steps: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        run_steps(argv[1], int(argv[2]))
+        run_steps(argv[1], argv[2], int(argv[3]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net", default="tiny", choices=["tiny", "mlp-b128", "mlp-b1024"])
     parser.add_argument("--steps", type=int, nargs=2, default=(20, 220), metavar=("N", "M"))
+    parser.add_argument("--impl", action="append", choices=IMPLS,
+                        help="what to count (repeatable; default: eager)")
     args = parser.parse_args(argv)
     low, high = args.steps
-    i_low, i_high = instructions(args.net, low), instructions(args.net, high)
-    per_step = (i_high - i_low) / (high - low)
-    print(f"{args.net}: {per_step:,.0f} instructions per step "
-          f"(callgrind, {low} vs {high} steps, OPENBLAS_NUM_THREADS=1)")
+    impls = args.impl or ["eager"]
+    per_step: dict[str, float] = {}
+    for impl in impls:
+        per_step[impl] = (instructions(impl, args.net, high)
+                          - instructions(impl, args.net, low)) / (high - low)
+        print(f"{args.net} {impl}: {per_step[impl]:,.0f} instructions per step, "
+              f"{per_step[impl] / per_step[impls[0]]:.3f}x {impls[0]} "
+              f"(callgrind, {low} vs {high} steps, OPENBLAS_NUM_THREADS=1)")
     return 0
 
 
