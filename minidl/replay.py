@@ -56,7 +56,7 @@ class Trace:
         self.result = self._structure(result, recorder)
         self.kept = sorted(set(_slots_in_result(self.result)))
         self._plan_freeing()
-        self.source, self._run, self._fns = write_replay(self)
+        self.source, self._run, self._fns, self._noting = write_replay(self)
         # Held while a replay runs: the ``Function``s it reuses are in use.
         self._running = threading.Lock()
 
@@ -117,6 +117,9 @@ class Trace:
             return BUSY
         try:
             kept = self._run(*arg_arrays)
+            if self._noting is not None:  # its shape checks have run: write them out
+                self.source, self._run, self._fns, self._noting = write_replay(
+                    self, self._noting)
         except BaseException:
             for fn in self._fns:  # drop whatever the failed replay saved on them
                 fn.release()

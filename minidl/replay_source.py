@@ -14,6 +14,12 @@ The calls are ``autograd.run_backward``'s, in its order: the seed from the pass 
 ``unbroadcast`` where shapes differ, the cast to the carried dtype, ``plan.write_leaf``
 with an array that owns its memory. Arrays are dropped (``s3 = None``) after their last
 use, as eager drops them; ``Trace.source`` shows the function.
+
+Whether an op's output is a numpy scalar, whether its backward returns a tuple and
+whether a gradient needs ``unbroadcast`` are, for minidl's own ops, matters of shapes
+and code, which the trace's guards fix: the first function written notes, at each such
+check, which way it went (``SHAPES``), and the trace then writes a second function
+without those checks. A user's ``Function`` keeps its checks.
 """
 
 from __future__ import annotations
@@ -29,14 +35,21 @@ TABLE, PARAM, CONST, RECIPE = 0, 1, 2, 3  # as in minidl.replay (which imports t
 
 
 class _Writer:
-    """Collects the lines of the function and the objects its globals name."""
+    """Collects the lines of the function and the objects its globals name.
 
-    def __init__(self) -> None:
+    ``shapes``: what each shape check of minidl's ops found in an earlier replay (None
+    while not known: the checks are written, and note what they find).
+    """
+
+    def __init__(self, shapes: dict[int, bool] | None) -> None:
+        self.shapes = shapes
+        self.seen: dict[int, bool] = {}  # filled by a replay of the noting function
+        self.sites = 0  # shape checks of minidl's ops written so far
         self.lines: list[str] = []
         self.names: dict[str, Any] = {
             "ndarray": np.ndarray, "asarray": np.asarray, "array": np.array,
             "empty": np.empty, "float64": np.float64, "unbroadcast": unbroadcast,
-            "PLAIN": PLAIN_CALCULUS,
+            "PLAIN": PLAIN_CALCULUS, "SHAPES": self.seen,
         }
         self._by_id: dict[tuple[str, int], str] = {}
 
@@ -52,6 +65,30 @@ class _Writer:
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
+    def known(self, ours: bool) -> tuple[int | None, bool | None]:
+        """A new check site: (its number if minidl's op has it, else None; which way an
+        earlier replay found it to go, None if not known)."""
+        if not ours:
+            return None, None
+        site, self.sites = self.sites, self.sites + 1
+        return site, None if self.shapes is None else self.shapes.get(site)
+
+    def check(self, indent: int, ours: bool, condition: str, body: list[str]) -> None:
+        """``if condition:`` and ``body``; for minidl's ops, once a replay noted which
+        way it goes, the body alone or nothing (until then, the check notes it)."""
+        site, went = self.known(ours)
+        if went is not None:
+            for line in body if went else ():
+                self.emit(indent, line)
+            return
+        self.emit(indent, f"if {condition}:")
+        for line in body:
+            self.emit(indent + 1, line)
+        if site is not None and self.shapes is None:
+            self.emit(indent + 1, f"SHAPES[{site}] = True")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"SHAPES[{site}] = False")
+
     def value(self, ref: tuple[int, Any]) -> str:
         """An expression for the array (or option) ``ref`` names."""
         kind, value = ref
@@ -65,13 +102,16 @@ class _Writer:
         return f"{self.name(recipe, 'Q')}({', '.join(self.value(r) for r in refs)})"
 
 
-def write_replay(trace: Any) -> tuple[str, Any, list[Any]]:
-    """The source of ``trace``'s replay, the compiled function, and its ``Function``s.
+def write_replay(trace: Any, shapes: dict[int, bool] | None = None
+                 ) -> tuple[str, Any, list[Any], dict[int, bool] | None]:
+    """The source of ``trace``'s replay, the compiled function, its ``Function``s, and
+    the dict its shape checks fill as it runs (None when it has none left to note).
 
     The function takes the step's argument arrays and returns the arrays of the slots
-    ``trace.kept`` names (what the step returns).
+    ``trace.kept`` names (what the step returns). ``shapes``: what an earlier function's
+    checks noted (see the module doc).
     """
-    writer = _Writer()
+    writer = _Writer(shapes)
     fns: list[Any] = []
     for op, (cls, needs) in enumerate(zip(trace.op_classes, trace.op_needs)):
         if cls.__init__ is object.__init__:
@@ -107,7 +147,9 @@ def write_replay(trace: Any) -> tuple[str, Any, list[Any]]:
     source = "\n".join(writer.lines) + "\n"
     namespace = dict(writer.names)
     exec(compile(source, "<minidl.compile replay>", "exec"), namespace)  # noqa: S102
-    return source, namespace["replay"], [fn.instance for fn in fns if fn.instance is not None]
+    noting = writer.seen if shapes is None and writer.sites else None
+    return (source, namespace["replay"], [fn.instance for fn in fns if fn.instance is not None],
+            noting)
 
 
 class _Reused:
@@ -115,6 +157,7 @@ class _Reused:
 
     def __init__(self, writer: _Writer, fn: Any) -> None:
         self.instance, self.name = fn, type(fn).__name__
+        self.ours = type(fn).__module__.startswith("minidl.")
         self.setup: list[str] = []
         self.it = writer.name(fn, "N")
         self.forward = writer.name(fn.forward, "F")
@@ -127,6 +170,7 @@ class _Fresh:
 
     def __init__(self, writer: _Writer, op: int, cls: Any, needs: tuple[bool, ...]) -> None:
         self.instance, self.name, self.it = None, cls.__name__, f"f{op}"
+        self.ours = cls.__module__.startswith("minidl.")
         self.setup = [f"f{op} = {writer.name(cls, 'K')}()",
                       f"f{op}.needs_input_grad = {writer.name(needs, 'K')}"]
         self.forward, self.backward, self.release = (f"f{op}.forward", f"f{op}.backward",
@@ -146,8 +190,8 @@ def _write_op(writer: _Writer, fn: Any, event: tuple[Any, ...], slot: int) -> No
     for line in fn.setup:
         writer.emit(1, line)
     writer.emit(1, f"s{slot} = {fn.forward}({', '.join(arguments)})")
-    writer.emit(1, f"if type(s{slot}) is not ndarray:")  # numpy returns scalars for reductions
-    writer.emit(2, f"s{slot} = asarray(s{slot})")
+    # numpy returns scalars for full reductions
+    writer.check(1, fn.ours, f"type(s{slot}) is not ndarray", [f"s{slot} = asarray(s{slot})"])
 
 
 def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
@@ -193,22 +237,24 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
         emit(1, "else:")
         emit(2, f"r = {fn.backward}(g{k})")
         emit(2, f"g{k} = None")
-        emit(2, "if type(r) is not tuple:")
-        emit(3, "r = (r,)")
+        writer.check(2, fn.ours, "type(r) is not tuple", ["r = (r,)"])
         for index, parent in enumerate(parents):
             if parent is not None:
-                _write_parent(writer, index, parent, fn.name)
+                _write_parent(writer, index, parent, fn)
         emit(2, f"{release}()")
 
 
-def _write_parent(writer: _Writer, index: int, parent: tuple[Any, ...], op_name: str) -> None:
+def _write_parent(writer: _Writer, index: int, parent: tuple[Any, ...], fn: Any) -> None:
     key, ref, is_op_output = parent
     emit = writer.emit
     emit(2, f"pg = r[{index}]")
     emit(2, "if pg is not None:")
-    emit(3, f"d = {writer.value(ref)}")
-    emit(3, "if pg.shape != d.shape:")
-    emit(4, f"pg = unbroadcast(pg, d.shape, {op_name!r})")
+    # ``d`` is read by the shape check (unless a replay found it never fires) and the cast.
+    lines_before = len(writer.lines)
+    writer.check(3, fn.ours, "pg.shape != d.shape",
+                 [f"pg = unbroadcast(pg, d.shape, {fn.name!r})"])
+    if len(writer.lines) > lines_before or is_op_output:
+        writer.lines.insert(lines_before, "    " * 3 + f"d = {writer.value(ref)}")
     if is_op_output:  # leaves are written from the gradient as computed
         emit(3, "if pg.dtype != d.dtype and pg.ndim > 0:")
         emit(4, "target = plan.carry_dtype(d.dtype)")
