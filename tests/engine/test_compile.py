@@ -16,7 +16,8 @@ from minidl import autograd
 from minidl.nn import functional as F
 from minidl.nn.layers import DropoutMask
 from tests.helpers.compiled import (accumulating_step, assert_same, batches, make_net,
-                                    plain_step, run_both, weighted_step)
+                                    plain_step, run_both, step_through,
+                                    weighted_step)
 from tests.helpers.opcheck import check_op
 
 
@@ -265,16 +266,7 @@ def test_an_op_with_its_own_init_is_made_afresh_each_replay():
         def backward(self, grad):
             return grad * self.factor
 
-    def step_of(net, opt):
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(Scaled.apply(net(x)), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    step_c, _, _ = run_both(step_of, "float64", batches("float64"))
+    step_c, _, _ = run_both(step_through(Scaled.apply), "float64", batches("float64"))
     (trace,) = step_c.traces.values()
     assert len(trace._fns) == trace.n_ops - 1  # every op but Scaled is made once, reused
     before = Scaled.made

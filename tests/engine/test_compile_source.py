@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import minidl as mdl
-from minidl.nn import functional as F
-from tests.helpers.compiled import batches, make_net, plain_step, run_both
+from tests.helpers.compiled import batches, make_net, plain_step, run_both, step_through
 
 CHECKS = ("SHAPES[", "type(r) is not tuple", "if type(s", "pg.shape != d.shape")
 
@@ -34,14 +33,7 @@ def test_a_broadcast_gradient_keeps_its_unbroadcast_without_the_check():
     def step_of(net, opt):
         shift = mdl.nn.Parameter(np.zeros((1,), dtype=net[0].weight.dtype))
         opt.add_param_group({"params": [shift]})
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(net(x) + shift, y)  # (m, 1) + (1,)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
+        return plain_step(net, opt, head=lambda logits: logits + shift)  # (m, 1) + (1,)
 
     step_c, eager, compiled = run_both(step_of, "float64", batches("float64"))
     source = _trace(step_c).source
@@ -63,16 +55,7 @@ def test_a_users_function_keeps_its_checks():
         def backward(self, grad):
             return grad * 2.0  # not a tuple: the replay must keep checking
 
-    def step_of(net, opt):
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(Twice.apply(net(x)), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    step_c, _, _ = run_both(step_of, "float64", batches("float64"))
+    step_c, _, _ = run_both(step_through(Twice.apply), "float64", batches("float64"))
     source = _trace(step_c).source
     twice = source[source.index("    # Twice\n", source.index("# backward")):]
     assert "if type(r) is not tuple:" in twice and "if pg.shape != d.shape:" in twice

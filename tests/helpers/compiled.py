@@ -34,14 +34,20 @@ def batches(dtype, count=4, m=16, seed=0, masks=False):
     return out
 
 
-def plain_step(net, opt):
+def plain_step(net, opt, head=lambda logits: logits):
+    """One SGD step of BCE-with-logits on ``head(net(x))``."""
     def step(x, y):
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net(x), y)
+        loss = F.binary_cross_entropy_with_logits(head(net(x)), y)
         loss.backward()
         opt.step()
         return loss
     return step
+
+
+def step_through(head):
+    """A ``make_step`` whose logits pass through ``head`` (a user's op, a broadcast)."""
+    return lambda net, opt: plain_step(net, opt, head)
 
 
 def accumulating_step(net, opt):
