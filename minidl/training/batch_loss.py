@@ -54,16 +54,22 @@ def cost_and_total(result: Any, strategy: Strategy) -> tuple[Tensor, float, floa
     cost, losses = cost_and_losses(result, strategy)
     if losses is not None:
         return cost, float(losses.data.sum(dtype=np.float64)), float(losses.size)
+    return cost, *weighted_total(cost)
+
+
+def weighted_total(cost: Tensor) -> tuple[float, float]:
+    """(sum of weighted per-example losses, total weight) of a cost whose batch
+    reductions are weighted or several; read from the graph, so before backward."""
     sums = []
-    for reduction in _batch_reductions(result):
+    for reduction in _batch_reductions(cost):
         losses, weights = reduction.parents[0].data, reduction.weights
         terms = losses if weights is None else losses * weights
         sums.append((float(terms.sum(dtype=np.float64)), reduction.count))
     if len(sums) == 1:  # one weighted reduction
-        return result, sums[0][0], sums[0][1]
+        return sums[0]
     # Several (a multi-task cost): report the sum of their means, per example.
     examples = max(count for _, count in sums)
-    return result, examples * sum(total / count for total, count in sums), examples
+    return examples * sum(total / count for total, count in sums), examples
 
 
 def _batch_reductions(root: Tensor) -> list[Any]:

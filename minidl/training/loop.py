@@ -208,8 +208,7 @@ class Trainer(RunOutputs):
 
     def _run_epoch(self) -> dict[str, float]:
         self.model.train()
-        strategy, train_step = self.strategy, self.train_step
-        assert train_step is not None, "fit() builds the step before the first epoch"
+        strategy, train_step = self.strategy, self.train_step  # fit() built the step
         loss_sum = seen = examples = 0.0
         metric_sums = dict.fromkeys(self.metrics, 0.0)
         pending: list[float] = []

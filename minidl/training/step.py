@@ -19,7 +19,7 @@ import numpy as np
 from minidl.capture import CompiledStep, compile, not_replayable
 from minidl.strategy import Strategy
 from minidl.tensor import Tensor
-from minidl.training.batch_loss import cost_and_losses, cost_and_total
+from minidl.training.batch_loss import cost_and_losses, weighted_total
 
 WEIGHTED = ("the loss is weighted (sample weights, a mask) or holds several batch "
             "reductions, whose reported sums are read from the graph before backward")
@@ -58,8 +58,7 @@ class TrainStep:
             reported = None
             if losses is None:  # weighted: sum what backward is about to free
                 not_replayable(WEIGHTED)
-                _, loss_sum, count = cost_and_total(result, strategy)
-                reported = (loss_sum, count)
+                reported = weighted_total(cost)
             cost.backward()
             return outputs, cost, losses, reported
 
