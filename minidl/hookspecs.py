@@ -201,8 +201,8 @@ def minidl_leaf_grad(grad: np.ndarray | None, count: float, new_grad: np.ndarray
         @mdl.hookimpl
         def minidl_leaf_grad(grad, count, new_grad, new_count):
             if grad is None:
-                return new_grad / new_count
-            return (grad * count + new_grad) / (count + new_count)
+                return new_grad * (1.0 / new_count)
+            return (grad * count + new_grad) * (1.0 / (count + new_count))
     """
 
 
