@@ -13,10 +13,24 @@ from minidl.tensor import Function, Tensor
 
 def first_out_of_range(indices: np.ndarray, size: int) -> Any:
     """The first of ``indices`` outside ``0..size-1``, or None (numpy would wrap a negative
-    index silently, or fail without naming the op)."""
-    if indices.size and (indices.min() < 0 or indices.max() >= size):
-        return indices[(indices < 0) | (indices >= size)].flat[0]
-    return None
+    index silently, or fail without naming the op).
+
+    >>> int(first_out_of_range(np.array([0, 2, -1, 5]), 3)), first_out_of_range(np.array([2]), 3)
+    (-1, None)
+    """
+    if not indices.size:
+        return None
+    if indices.dtype.kind == "i":
+        # Read as unsigned, a negative index is larger than any size: one pass, not two.
+        in_range = indices.view(_UNSIGNED[indices.dtype.itemsize]).max() < size
+    else:
+        in_range = indices.min() >= 0 and indices.max() < size
+    if in_range:
+        return None
+    return indices[(indices < 0) | (indices >= size)].flat[0]
+
+
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 class Embedding(Function):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minidl as mdl
+from minidl.errors import InvalidValueError
 from minidl.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 
 M = 6
@@ -219,6 +220,24 @@ def test_loss_repr():
 def test_cross_entropy_rejects_out_of_range_labels():
     with pytest.raises(ValueError, match="out of range"):
         CrossEntropyLoss()(mdl.tensor(np.zeros((2, 3))), mdl.tensor(np.array([0, 3])))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
+@pytest.mark.parametrize("bad", ["negative", "most negative", "too large", "none"])
+def test_cross_entropy_names_the_first_bad_label_of_any_integer_dtype(dtype, bad):
+    # The range check reads signed labels as unsigned (a negative one is then huge), so
+    # every width and the most negative value are pinned here.
+    info = np.iinfo(dtype)
+    value = {"negative": -1, "most negative": info.min, "too large": 3, "none": 2}[bad]
+    if info.min == 0 and bad.endswith("negative"):
+        pytest.skip("unsigned labels cannot be negative")
+    labels = mdl.tensor(np.array([1, value, 0], dtype=dtype))
+    logits = mdl.tensor(np.zeros((3, 3)))
+    if bad == "none":
+        assert CrossEntropyLoss()(logits, labels).item() == pytest.approx(np.log(3.0))
+        return
+    with pytest.raises(InvalidValueError, match=f"label {value} is out of range for 3"):
+        CrossEntropyLoss()(logits, labels)
 
 
 def test_shape_mismatch_raises_shape_error():
