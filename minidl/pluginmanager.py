@@ -42,7 +42,8 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         #: Bumped whenever the set of plugins changes, so lookups built on it can be cached.
         self.generation = 0
-        self.monitored = False  # set by add_hookcall_monitoring (and so enable_tracing)
+        self.monitored = False  # while a monitor is on (add_hookcall_monitoring, tracing)
+        self._monitors = 0
         if os.environ.get("MINIDL_TRACE_PLUGINS"):
             self.trace.root.setwriter(sys.stderr.write)
             self.enable_tracing()
@@ -167,8 +168,21 @@ class PluginManager(pluggy.PluginManager):
         return "a plugin"
 
     def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
-        self.monitored = True  # hooks called directly for speed must go through pluggy now
-        return super().add_hookcall_monitoring(before, after)
+        # Hooks called directly for speed go through pluggy while any monitor is on.
+        self._monitors += 1
+        self.monitored = True
+        undo_pluggy = super().add_hookcall_monitoring(before, after)
+        undone = False
+
+        def undo() -> None:
+            nonlocal undone
+            undo_pluggy()
+            if not undone:
+                undone = True
+                self._monitors -= 1
+                self.monitored = self._monitors > 0
+
+        return undo
 
     def origin(self, plugin: object) -> str:
         """Where a plugin comes from: built-in, a distribution and version, or a path."""

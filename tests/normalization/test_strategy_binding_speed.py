@@ -4,8 +4,10 @@ called with their arguments in any order (issue 14)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import minidl as mdl
+from minidl.errors import PluginError
 from minidl.pluginmanager import get_plugin_manager
 
 
@@ -74,3 +76,41 @@ def test_monitored_hooks_are_called_even_for_a_built_in():
     finally:
         undo()
     assert seen.count("minidl_cost_scale") >= 2
+
+
+def test_a_built_in_leaf_grad_is_called_directly_watched_when_monitored_and_blamed(
+        monkeypatch):
+    deferred = mdl.resolve_strategy("deferred")
+    assert deferred._built_in_fold is not None  # the direct path is the one timed
+    pm = get_plugin_manager()
+    seen = []
+    undo = pm.add_hookcall_monitoring(lambda name, impls, kwargs: seen.append(name),
+                                      lambda outcome, name, impls, kwargs: None)
+    try:
+        w = _reduce("deferred", 3)
+    finally:
+        undo()
+    assert "minidl_leaf_grad" in seen
+    np.testing.assert_array_equal(w.grad, np.full(3, 1.0))  # 3 * 3 / 3
+
+    deferred = mdl.resolve_strategy("deferred")  # monitoring changed the plugin manager
+
+    def broken(grad, count, new_grad, new_count):
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(deferred, "_built_in_fold", broken)
+    with pytest.raises(PluginError, match=f"plugin '{deferred.plugin_name}' failed in hook "
+                                          "minidl_leaf_grad: FloatingPointError: overflow"):
+        _reduce("deferred", 3)
+
+
+def test_hooks_go_direct_again_once_the_last_monitor_is_removed():
+    pm = get_plugin_manager()
+    quiet = (lambda name, impls, kwargs: None, lambda outcome, name, impls, kwargs: None)
+    undo_outer = pm.add_hookcall_monitoring(*quiet)
+    undo_inner = pm.add_hookcall_monitoring(*quiet)
+    undo_inner()
+    undo_inner()  # twice: still counted once
+    assert pm.monitored  # the outer monitor is still on
+    undo_outer()
+    assert not pm.monitored
