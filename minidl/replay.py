@@ -49,6 +49,10 @@ class Trace:
         self.op_classes = [event[1] for event in self.events if event[0] == "op"]
         self.op_needs = [event[4] for event in self.events if event[0] == "op"]
         self.params = [(p, p._data.shape, p._data.dtype) for p in recorder.params.values()]
+        #: Arguments, op outputs or parameters in float16 (whose gradients' dtype may
+        #: vary with the pass's count, see ``minidl.strategy.plan.BatchPlan.carry_dtype``).
+        self.float16 = any(getattr(kept, "dtype", None) == np.float16 for kept in
+                           recorder.keep) or any(dtype == np.float16 for *_, dtype in self.params)
         modules = list(recorder.modules.values())
         self.modules = [(m.__dict__, module_state(m), type(m).__name__) for m in modules]
         # Compared only after some module changed (``nn.Module`` counts changes).

@@ -15,11 +15,14 @@ The calls are ``autograd.run_backward``'s, in its order: the seed from the pass 
 with an array that owns its memory. Arrays are dropped (``s3 = None``) after their last
 use, as eager drops them; ``Trace.source`` shows the function.
 
-Whether an op's output is a numpy scalar, whether its backward returns a tuple and
-whether a gradient needs ``unbroadcast`` are, for minidl's own ops, matters of shapes
-and code, which the trace's guards fix: the first function written notes, at each such
-check, which way it went (``SHAPES``), and the trace then writes a second function
-without those checks. A user's ``Function`` keeps its checks.
+Whether an op's output is a numpy scalar, whether its backward returns a tuple, which
+inputs it returns None for, whether a gradient needs ``unbroadcast`` and whether a
+leaf's gradient must be copied are, for minidl's own ops, matters of shapes and code,
+which the trace's guards fix: the first function written notes, at each such check,
+which way it went (``SHAPES``, keyed by where the check is), and the trace then writes
+a second function without those checks. What follows from them is written out too: a
+gradient variable known to be unset is assigned, not tested, and a node no gradient
+reaches only releases its op. A user's ``Function`` keeps its checks.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ class _Writer:
     while not known: the checks are written, and note what they find).
     """
 
-    def __init__(self, shapes: dict[int, bool] | None) -> None:
+    def __init__(self, shapes: dict[str, bool] | None, float16: bool) -> None:
         self.shapes = shapes
-        self.seen: dict[int, bool] = {}  # filled by a replay of the noting function
-        self.sites = 0  # shape checks of minidl's ops written so far
+        self.float16 = float16  # the trace holds float16 arrays
+        self.seen: dict[str, bool] = {}  # filled by a replay of the noting function
+        self.sites = 0  # checks of minidl's ops written so far
         self.lines: list[str] = []
         self.names: dict[str, Any] = {
             "ndarray": np.ndarray, "asarray": np.asarray, "array": np.array,
@@ -65,18 +69,27 @@ class _Writer:
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
-    def known(self, ours: bool) -> tuple[int | None, bool | None]:
-        """A new check site: (its number if minidl's op has it, else None; which way an
-        earlier replay found it to go, None if not known)."""
+    def known(self, ours: bool, site: str) -> tuple[str | None, bool | None]:
+        """The check at ``site`` (a key naming where it is): (the site if minidl's op has
+        it, else None; which way an earlier replay found it to go, None if not known)."""
         if not ours:
             return None, None
-        site, self.sites = self.sites, self.sites + 1
+        self.sites += 1
         return site, None if self.shapes is None else self.shapes.get(site)
 
-    def check(self, indent: int, ours: bool, condition: str, body: list[str]) -> None:
+    def went(self, ours: bool, site: str) -> bool | None:
+        """Which way the check at ``site`` went in an earlier replay (None: not known)."""
+        return None if not ours or self.shapes is None else self.shapes.get(site)
+
+    def noting(self, site: str | None) -> bool:
+        """Whether this function notes the check at ``site``."""
+        return site is not None and self.shapes is None
+
+    def check(self, indent: int, ours: bool, site: str, condition: str,
+              body: list[str]) -> None:
         """``if condition:`` and ``body``; for minidl's ops, once a replay noted which
         way it goes, the body alone or nothing (until then, the check notes it)."""
-        site, went = self.known(ours)
+        site_or_none, went = self.known(ours, site)
         if went is not None:
             for line in body if went else ():
                 self.emit(indent, line)
@@ -84,10 +97,10 @@ class _Writer:
         self.emit(indent, f"if {condition}:")
         for line in body:
             self.emit(indent + 1, line)
-        if site is not None and self.shapes is None:
-            self.emit(indent + 1, f"SHAPES[{site}] = True")
+        if self.noting(site_or_none):
+            self.emit(indent + 1, f"SHAPES[{site!r}] = True")
             self.emit(indent, "else:")
-            self.emit(indent + 1, f"SHAPES[{site}] = False")
+            self.emit(indent + 1, f"SHAPES[{site!r}] = False")
 
     def value(self, ref: tuple[int, Any]) -> str:
         """An expression for the array (or option) ``ref`` names."""
@@ -102,8 +115,8 @@ class _Writer:
         return f"{self.name(recipe, 'Q')}({', '.join(self.value(r) for r in refs)})"
 
 
-def write_replay(trace: Any, shapes: dict[int, bool] | None = None
-                 ) -> tuple[str, Any, list[Any], dict[int, bool] | None]:
+def write_replay(trace: Any, shapes: dict[str, bool] | None = None
+                 ) -> tuple[str, Any, list[Any], dict[str, bool] | None]:
     """The source of ``trace``'s replay, the compiled function, its ``Function``s, and
     the dict its shape checks fill as it runs (None when it has none left to note).
 
@@ -111,7 +124,7 @@ def write_replay(trace: Any, shapes: dict[int, bool] | None = None
     ``trace.kept`` names (what the step returns). ``shapes``: what an earlier function's
     checks noted (see the module doc).
     """
-    writer = _Writer(shapes)
+    writer = _Writer(shapes, trace.float16)
     fns: list[Any] = []
     for op, (cls, needs) in enumerate(zip(trace.op_classes, trace.op_needs)):
         if cls.__init__ is object.__init__:
@@ -133,7 +146,7 @@ def write_replay(trace: Any, shapes: dict[int, bool] | None = None
             _write_op(writer, fns[op], event, trace.n_args + op)
             op += 1
         elif kind == "backward":
-            _write_backward(writer, fns, event, trace.n_args)
+            _write_backward(writer, fns, event, trace.n_args, number)
         else:
             writer.emit(1, f"{writer.name(event[1], 'C')}()")
         for slot in trace.frees[number]:
@@ -191,11 +204,15 @@ def _write_op(writer: _Writer, fn: Any, event: tuple[Any, ...], slot: int) -> No
         writer.emit(1, line)
     writer.emit(1, f"s{slot} = {fn.forward}({', '.join(arguments)})")
     # numpy returns scalars for full reductions
-    writer.check(1, fn.ours, f"type(s{slot}) is not ndarray", [f"s{slot} = asarray(s{slot})"])
+    writer.check(1, fn.ours, f"scalar s{slot}", f"type(s{slot}) is not ndarray",
+                 [f"s{slot} = asarray(s{slot})"])
+
+
+UNSET, SET, MAYBE = "unset", "set", "maybe"  # what the writer knows of a variable g{k}
 
 
 def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
-                    n_args: int) -> None:
+                    n_args: int, number: int) -> None:
     """``autograd.run_backward``'s calls for one recorded pass (see the module doc)."""
     _, _, grad_ref, nodes, planner_ops, leaves, root_slot = event
     emit = writer.emit
@@ -220,56 +237,142 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
     emit(1, "root = None")
     if len(nodes) > 1:
         emit(1, " = ".join(f"g{k}" for k in range(1, len(nodes))) + " = None")
-    if any(op is None for op, *_ in nodes):
-        emit(1, "handed = set()")
+    states = _gradient_states(writer, fns, nodes)
+    # A leaf's copy check is noted only when minidl's ops made every gradient of the pass
+    # (so which arrays alias is a matter of code), and for every leaf at once (``handed``
+    # must know each array handed out, or none).
+    all_ours = all(fns[op].ours for op, *_ in nodes if op is not None)
+    leaf_sites = [f"leaf {number}.{k}" for k, (op, *_) in enumerate(nodes)
+                  if op is None and states[k] != UNSET]
+    leaves_noted = all(writer.went(all_ours, site) is not None for site in leaf_sites)
+    if leaf_sites:
         emit(1, "write_leaf = plan.write_leaf")
+        if not leaves_noted:
+            emit(1, "handed = set()")
+    state: dict[int, str] = {0: SET}
     for k, (op, leaf, parents, drop_output) in enumerate(nodes):
         if op is None:
-            _write_leaf(writer, k, leaf)
+            _write_leaf(writer, f"leaf {number}.{k}", k, leaf, states[k], leaves_noted)
+        else:
+            _write_node(writer, fns[op], op, k, parents, states[k], state,
+                        drop_output and f"s{n_args + op}")
+
+
+def _gradient_states(writer: _Writer, fns: list[Any], nodes: list[Any]) -> list[str]:
+    """For each node of the pass, whether its gradient variable is set when the walk
+    reaches it: from the noted None-returns of the backwards before it."""
+    states = [UNSET] * len(nodes)
+    states[0] = SET
+    for k, (op, _, parents, _) in enumerate(nodes):
+        if op is None or states[k] == UNSET:
             continue
-        fn = fns[op]
-        release = fn.release
-        emit(1, f"# {fn.name}")
-        if drop_output:
-            emit(1, f"s{n_args + op} = None")
-        emit(1, f"if g{k} is None:")  # every consumer returned None for it (a zero gradient)
-        emit(2, f"{release}()")
-        emit(1, "else:")
-        emit(2, f"r = {fn.backward}(g{k})")
-        emit(2, f"g{k} = None")
-        writer.check(2, fn.ours, "type(r) is not tuple", ["r = (r,)"])
+        ours = fns[op].ours
         for index, parent in enumerate(parents):
-            if parent is not None:
-                _write_parent(writer, index, parent, fn)
-        emit(2, f"{release}()")
+            if parent is None:
+                continue
+            returned = writer.went(ours, f"none {op}.{index}")  # True: noted non-None
+            if returned is False:
+                continue
+            key = parent[0]
+            certain = states[k] == SET and returned is True
+            states[key] = SET if certain or states[key] == SET else MAYBE
+    return states
 
 
-def _write_parent(writer: _Writer, index: int, parent: tuple[Any, ...], fn: Any) -> None:
+def _write_node(writer: _Writer, fn: Any, op: int, k: int, parents: tuple[Any, ...],
+                have: str, state: dict[int, str], drop: str | None) -> None:
+    emit = writer.emit
+    emit(1, f"# {fn.name}")
+    if drop:
+        emit(1, f"{drop} = None")
+    if have == UNSET:  # every consumer returned None for it (a zero gradient)
+        emit(1, f"{fn.release}()")
+        return
+    indent = 1
+    if have == MAYBE:
+        emit(1, f"if g{k} is None:")
+        emit(2, f"{fn.release}()")
+        emit(1, "else:")
+        indent = 2
+    emit(indent, f"r = {fn.backward}(g{k})")
+    emit(indent, f"g{k} = None")
+    # A backward noted to return one array, not a tuple: that array is its input's gradient.
+    single = writer.went(fn.ours, f"tuple {op}") is True
+    if not single:
+        writer.check(indent, fn.ours, f"tuple {op}", "type(r) is not tuple", ["r = (r,)"])
+    for index, parent in enumerate(parents):
+        if parent is not None:
+            _write_parent(writer, indent, op, index, parent, fn, state, certain=have == SET,
+                          returned_value="r" if single else f"r[{index}]")
+    emit(indent, f"{fn.release}()")
+
+
+def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tuple[Any, ...],
+                  fn: Any, state: dict[int, str], certain: bool, returned_value: str) -> None:
     key, ref, is_op_output = parent
     emit = writer.emit
-    emit(2, f"pg = r[{index}]")
-    emit(2, "if pg is not None:")
-    # ``d`` is read by the shape check (unless a replay found it never fires) and the cast.
+    site, returned = writer.known(fn.ours, f"none {op}.{index}")
+    if returned is False:  # noted: this backward returns None for this input
+        return
+    emit(indent, f"pg = {returned_value}")
+    first_line = len(writer.lines)
+    inner = indent
+    if returned is None:
+        emit(indent, "if pg is not None:")
+        inner = indent + 1
+        if writer.noting(site):
+            emit(inner, f"SHAPES[{site!r}] = True")
+    # ``d`` is read by the shape check and the cast (unless a replay found they never fire).
     lines_before = len(writer.lines)
-    writer.check(3, fn.ours, "pg.shape != d.shape",
+    writer.check(inner, fn.ours, f"broadcast {op}.{index}", "pg.shape != d.shape",
                  [f"pg = unbroadcast(pg, d.shape, {fn.name!r})"])
-    if len(writer.lines) > lines_before or is_op_output:
-        writer.lines.insert(lines_before, "    " * 3 + f"d = {writer.value(ref)}")
     if is_op_output:  # leaves are written from the gradient as computed
-        emit(3, "if pg.dtype != d.dtype and pg.ndim > 0:")
-        emit(4, "target = plan.carry_dtype(d.dtype)")
-        emit(4, "if pg.dtype != target:")
-        emit(5, "pg = pg.astype(target)")
-    # Out of place: a backward may hand the same array to two inputs.
-    emit(3, f"g{key} = pg if g{key} is None else g{key} + pg")
+        # Which dtype a gradient arrives in depends on the pass's count only through
+        # float16's wider carry (``carry_dtype``): without float16 the check is noted.
+        writer.check(inner, fn.ours and not writer.float16, f"cast {op}.{index}",
+                     "pg.dtype != d.dtype and pg.ndim > 0",
+                     ["target = plan.carry_dtype(d.dtype)", "if pg.dtype != target:",
+                      "    pg = pg.astype(target)"])
+    if len(writer.lines) > lines_before:
+        writer.lines.insert(lines_before, "    " * inner + f"d = {writer.value(ref)}")
+    have = state.get(key, UNSET)
+    if have == UNSET and len(writer.lines) == first_line:  # nothing between: no ``pg``
+        writer.lines[-1] = "    " * indent + f"g{key} = {returned_value}"
+    elif have == UNSET:
+        emit(inner, f"g{key} = pg")
+    elif have == SET:  # out of place: a backward may hand the same array to two inputs
+        emit(inner, f"g{key} = g{key} + pg")
+    else:
+        emit(inner, f"g{key} = pg if g{key} is None else g{key} + pg")
+    if returned is None and writer.noting(site):
+        emit(indent, "else:")
+        emit(indent + 1, f"SHAPES[{site!r}] = False")
+    state[key] = SET if (certain and returned is True) or have == SET else MAYBE
 
 
-def _write_leaf(writer: _Writer, k: int, leaf: Any) -> None:
+def _write_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
+                noted: bool) -> None:
+    """Each ``.grad`` is an array that owns its memory, handed to one leaf only."""
+    if have == UNSET:
+        return
     emit = writer.emit
-    emit(1, f"if g{k} is not None:")
-    emit(2, f"g = g{k}")
-    emit(2, f"g{k} = None")
-    emit(2, "if id(g) in handed or g.base is not None or type(g) is not ndarray:")
-    emit(3, "g = array(g)")  # each .grad is an array that owns its memory
-    emit(2, "handed.add(id(g))")
-    emit(2, f"write_leaf({writer.name(leaf, 'P')}, g)")
+    indent = 1
+    if have == MAYBE:
+        emit(1, f"if g{k} is not None:")
+        indent = 2
+    param = writer.name(leaf, "P")
+    if noted:
+        copy = writer.went(True, site)
+        emit(indent, f"write_leaf({param}, {f'array(g{k})' if copy else f'g{k}'})")
+        emit(indent, f"g{k} = None")
+        return
+    emit(indent, f"g = g{k}")
+    emit(indent, f"g{k} = None")
+    emit(indent, "if id(g) in handed or g.base is not None or type(g) is not ndarray:")
+    emit(indent + 1, "g = array(g)")
+    if writer.noting(writer.known(True, site)[0]):
+        emit(indent + 1, f"SHAPES[{site!r}] = True")
+        emit(indent, "else:")
+        emit(indent + 1, f"SHAPES[{site!r}] = False")
+    emit(indent, "handed.add(id(g))")
+    emit(indent, f"write_leaf({param}, g)")
