@@ -140,9 +140,9 @@ class CompiledStep:
                 self._go_eager(f"an argument of type {type(value).__name__} (pass tensors, "
                                "or Python numbers and strings, which are guarded by value)")
                 return arrays, None
-        strategy = _active_strategy()  # its identity changes with the plugin set
-        return arrays, (tuple(parts), tuple(kwargs), strategy.key, id(strategy),
-                        grad_enabled.get())
+        # The strategy object itself (hashed by identity): a new one is made whenever its
+        # options or the plugin set change.
+        return arrays, (tuple(parts), tuple(kwargs), _active_strategy(), grad_enabled.get())
 
     def _go_eager(self, reason: str) -> None:
         self.eager_reason = reason

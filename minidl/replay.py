@@ -102,7 +102,8 @@ class Trace:
         """None, or what changed since the trace."""
         for param, shape, dtype in self.params:
             data = param._data
-            if data.shape != shape or data.dtype != dtype or not param.requires_grad:
+            if (data.shape != shape or (data.dtype is not dtype and data.dtype != dtype)
+                    or not param.requires_grad):
                 return f"a parameter changed (now {data.shape}, {data.dtype})"
         changes = _tensor_module._module_changes
         if changes == self._module_changes:
@@ -130,6 +131,8 @@ class Trace:
             raise
         finally:
             self._running.release()
+        if not kept and self.result[0] == CONST:  # the step returns None or a number
+            return self.result[1]
         return self._build(self.result, dict(zip(self.kept, kept)))
 
     def _build(self, structure: Any, table: dict[int, Any]) -> Any:
