@@ -222,15 +222,17 @@ def test_cross_entropy_rejects_out_of_range_labels():
         CrossEntropyLoss()(mdl.tensor(np.zeros((2, 3))), mdl.tensor(np.array([0, 3])))
 
 
-@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
-@pytest.mark.parametrize("bad", ["negative", "most negative", "too large", "none"])
+_LABEL_CASES = [(dtype, bad) for dtype in ("int8", "int16", "int32", "int64", "uint8", "uint64")
+                for bad in ("negative", "most negative", "too large", "none")
+                if dtype.startswith("int") or not bad.endswith("negative")]
+
+
+@pytest.mark.parametrize("dtype, bad", _LABEL_CASES)
 def test_cross_entropy_names_the_first_bad_label_of_any_integer_dtype(dtype, bad):
     # The range check reads signed labels as unsigned (a negative one is then huge), so
     # every width and the most negative value are pinned here.
     info = np.iinfo(dtype)
     value = {"negative": -1, "most negative": info.min, "too large": 3, "none": 2}[bad]
-    if info.min == 0 and bad.endswith("negative"):
-        pytest.skip("unsigned labels cannot be negative")
     labels = mdl.tensor(np.array([1, value, 0], dtype=dtype))
     logits = mdl.tensor(np.zeros((3, 3)))
     if bad == "none":
