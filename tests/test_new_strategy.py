@@ -26,7 +26,7 @@ def _pytest(package_parent, name, pythonpath=None, python=sys.executable):
 def test_the_package_has_the_entry_point_the_hooks_and_a_test(tmp_path, capsys):
     assert main(["new-strategy", "half-mean", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"pip install -e half-mean && pytest half-mean" in out
+    assert "pip install -e half-mean && pytest half-mean" in out
     root = tmp_path / "half-mean"
     meta = tomllib.loads((root / "pyproject.toml").read_text())
     assert meta["project"]["entry-points"]["minidl"] == {"half-mean": "minidl_half_mean"}

@@ -132,7 +132,7 @@ def test_one_process_calls_change_nothing():
 def test_import_minidl_never_imports_mpi4py(tmp_path):
     code = ("import sys, minidl as mdl, minidl.distributed, minidl.trainer, minidl.cli\n"
             "from minidl.cli import main\n"
-            f"assert main(['train', '--set', 'train.epochs=3', '--set', 'output.dir=']) == 0\n"
+            "assert main(['train', '--set', 'train.epochs=3', '--set', 'output.dir=']) == 0\n"
             "print('mpi4py' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
