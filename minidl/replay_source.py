@@ -237,7 +237,7 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
     emit(1, "root = None")
     if len(nodes) > 1:
         emit(1, " = ".join(f"g{k}" for k in range(1, len(nodes))) + " = None")
-    states = _gradient_states(writer, fns, nodes)
+    states, before = _gradient_states(writer, fns, nodes)
     # A leaf's copy check is noted only when minidl's ops made every gradient of the pass
     # (so which arrays alias is a matter of code), and for every leaf at once (``handed``
     # must know each array handed out, or none).
@@ -249,20 +249,23 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
         emit(1, "write_leaf = plan.write_leaf")
         if not leaves_noted:
             emit(1, "handed = set()")
-    state: dict[int, str] = {0: SET}
     for k, (op, leaf, parents, drop_output) in enumerate(nodes):
         if op is None:
             _write_leaf(writer, f"leaf {number}.{k}", k, leaf, states[k], leaves_noted)
         else:
-            _write_node(writer, fns[op], op, k, parents, states[k], state,
+            _write_node(writer, fns[op], op, k, parents, states[k], before,
                         drop_output and f"s{n_args + op}")
 
 
-def _gradient_states(writer: _Writer, fns: list[Any], nodes: list[Any]) -> list[str]:
+def _gradient_states(writer: _Writer, fns: list[Any], nodes: list[Any]
+                     ) -> tuple[list[str], dict[tuple[int, int], str]]:
     """For each node of the pass, whether its gradient variable is set when the walk
-    reaches it: from the noted None-returns of the backwards before it."""
+    reaches it; and for each gradient a backward hands an input, keyed (op, input),
+    whether the variable it goes into is set just before. Both follow from the noted
+    None-returns of the backwards walked before."""
     states = [UNSET] * len(nodes)
     states[0] = SET
+    before: dict[tuple[int, int], str] = {}
     for k, (op, _, parents, _) in enumerate(nodes):
         if op is None or states[k] == UNSET:
             continue
@@ -274,13 +277,14 @@ def _gradient_states(writer: _Writer, fns: list[Any], nodes: list[Any]) -> list[
             if returned is False:
                 continue
             key = parent[0]
+            before[op, index] = states[key]
             certain = states[k] == SET and returned is True
             states[key] = SET if certain or states[key] == SET else MAYBE
-    return states
+    return states, before
 
 
 def _write_node(writer: _Writer, fn: Any, op: int, k: int, parents: tuple[Any, ...],
-                have: str, state: dict[int, str], drop: str | None) -> None:
+                have: str, before: dict[tuple[int, int], str], drop: str | None) -> None:
     emit = writer.emit
     emit(1, f"# {fn.name}")
     if drop:
@@ -302,17 +306,19 @@ def _write_node(writer: _Writer, fn: Any, op: int, k: int, parents: tuple[Any, .
         writer.check(indent, fn.ours, f"tuple {op}", "type(r) is not tuple", ["r = (r,)"])
     for index, parent in enumerate(parents):
         if parent is not None:
-            _write_parent(writer, indent, op, index, parent, fn, state, certain=have == SET,
+            _write_parent(writer, indent, op, index, parent, fn, before.get((op, index)),
                           returned_value="r" if single else f"r[{index}]")
     emit(indent, f"{fn.release}()")
 
 
 def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tuple[Any, ...],
-                  fn: Any, state: dict[int, str], certain: bool, returned_value: str) -> None:
+                  fn: Any, have: str | None, returned_value: str) -> None:
+    """Add input ``index``'s gradient into its variable, which is ``have`` (``UNSET``,
+    ``SET`` or ``MAYBE``) just before; None: noted never to come (nothing to write)."""
     key, ref, is_op_output = parent
     emit = writer.emit
     site, returned = writer.known(fn.ours, f"none {op}.{index}")
-    if returned is False:  # noted: this backward returns None for this input
+    if have is None:  # noted: this backward returns None for this input
         return
     emit(indent, f"pg = {returned_value}")
     first_line = len(writer.lines)
@@ -335,7 +341,6 @@ def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tup
                       "    pg = pg.astype(target)"])
     if len(writer.lines) > lines_before:
         writer.lines.insert(lines_before, "    " * inner + f"d = {writer.value(ref)}")
-    have = state.get(key, UNSET)
     if have == UNSET and len(writer.lines) == first_line:  # nothing between: no ``pg``
         writer.lines[-1] = "    " * indent + f"g{key} = {returned_value}"
     elif have == UNSET:
@@ -347,7 +352,6 @@ def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tup
     if returned is None and writer.noting(site):
         emit(indent, "else:")
         emit(indent + 1, f"SHAPES[{site!r}] = False")
-    state[key] = SET if (certain and returned is True) or have == SET else MAYBE
 
 
 def _write_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
