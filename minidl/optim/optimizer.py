@@ -24,8 +24,6 @@ from typing import Any, Iterable
 import numpy as np
 
 from minidl.errors import GradientNotNormalizedError, HyperparameterError, InvalidTypeError
-from minidl.inplace import refcount as _refcount
-from minidl.inplace import take_snapshot
 from minidl.tensor import Tensor
 
 _tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
@@ -175,12 +173,7 @@ class Optimizer:
                 grad = param._grad  # what the .grad property returns, read once
                 if grad is None:
                     continue
-                data = param._data
-                # What ``param.data`` does, without the property: held by more than the
-                # tensor, this local and the call, the array may be saved by a live graph,
-                # whose backward must then see that this update changed it.
-                if param._snapshot is None and _refcount(data) > 3:
-                    take_snapshot(param, data)
+                data = param.data  # the property: it snapshots an array a live graph saved
                 if data.dtype is _FLOAT16 or data.dtype == _FLOAT16:
                     self._update_through_master(param, grad, state, group)
                 else:
