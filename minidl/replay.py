@@ -131,8 +131,6 @@ class Trace:
             raise
         finally:
             self._running.release()
-        if not kept and self.result[0] == CONST:  # the step returns None or a number
-            return self.result[1]
         return self._build(self.result, dict(zip(self.kept, kept)))
 
     def _build(self, structure: Any, table: dict[int, Any]) -> Any:
