@@ -81,7 +81,7 @@ def test_monitored_hooks_are_called_even_for_a_built_in():
 def test_a_built_in_leaf_grad_is_called_directly_watched_when_monitored_and_blamed(
         monkeypatch):
     deferred = mdl.resolve_strategy("deferred")
-    assert deferred._built_in_fold is not None  # the direct path is the one timed
+    assert deferred._direct_fold is not None  # the direct path is the one timed
     pm = get_plugin_manager()
     seen = []
     undo = pm.add_hookcall_monitoring(lambda name, impls, kwargs: seen.append(name),
@@ -98,7 +98,7 @@ def test_a_built_in_leaf_grad_is_called_directly_watched_when_monitored_and_blam
     def broken(grad, count, new_grad, new_count):
         raise FloatingPointError("overflow")
 
-    monkeypatch.setattr(deferred, "_built_in_fold", broken)
+    monkeypatch.setattr(deferred, "_direct_fold", broken)
     with pytest.raises(PluginError, match=f"plugin '{deferred.plugin_name}' failed in hook "
                                           "minidl_leaf_grad: FloatingPointError: overflow"):
         _reduce("deferred", 3)
