@@ -72,6 +72,24 @@ def test_a_leaf_grad_of_the_wrong_shape_is_refused(register):
         _backward_on("shapeless")
 
 
+def test_a_leaf_grad_taking_the_four_arrays_and_counts_is_checked_and_blamed(register):
+    # (grad, count, new_grad, new_count): the signature accumulate calls directly.
+    def wrong_shape(self, grad, count, new_grad, new_count):
+        return new_grad[:2]
+
+    def failing(self, grad, count, new_grad, new_count):
+        raise ZeroDivisionError("by design")
+
+    register(_strategy("direct-shape", minidl_leaf_grad=wrong_shape), "direct-shape")
+    register(_strategy("direct-fail", minidl_leaf_grad=failing), "direct-fail")
+    assert mdl.resolve_strategy("direct-shape")._direct_fold is not None
+    with pytest.raises(mdl.PluginError, match=r"'direct-shape'.*leaf's shape \(4,\)"):
+        _backward_on("direct-shape")
+    with pytest.raises(mdl.PluginError,
+                       match="'direct-fail' failed in hook minidl_leaf_grad: ZeroDivisionError"):
+        _backward_on("direct-fail")
+
+
 def test_only_a_strategy_may_answer_strategy_hooks(register):
     class Meddler:
         @mdl.hookimpl
