@@ -45,8 +45,9 @@ import numpy as np
 
 from minidl import autograd
 from minidl.gradmode import anomaly_enabled, grad_enabled
-from minidl.recording import Recorder, observers_listening
-from minidl.replay import BUSY, Refused, Trace
+from minidl.recording import Recorder
+from minidl.replay import Refused, Trace, observers_listening
+from minidl.replay_guard import MISS
 from minidl.tensor import Tensor
 
 _tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` is also a function)
@@ -79,25 +80,41 @@ class CompiledStep:
         #: Why the step runs eagerly for good (None while it can be compiled).
         self.eager_reason: str | None = None
         self.invalidations = 0
+        self._recent: Trace | None = None  # the trace the last call replayed or made
         self.__wrapped__ = step
         self.__doc__ = getattr(step, "__doc__", None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        recent = self._recent
+        if recent is not None:  # a call like the last: its replay checks its own guards
+            result = recent.run(args, kwargs)
+            if result is not MISS:
+                return result
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The full path: find the trace for these guards and replay it, or trace, or run
+        eagerly (the guards are in the module doc; ``minidl.replay_guard`` writes them)."""
+        self._recent = None
         if (self.eager_reason is not None or _tensor_module._recorder is not None
                 or anomaly_enabled.get()):
             return self.step(*args, **kwargs)
-        arrays, key = self._guard_key(args, kwargs)
+        key = self._guard_key(args, kwargs)
         if key is None:
             return self.step(*args, **kwargs)
         trace = self.traces.get(key)
         if trace is not None:
             changed = trace.still_valid()
-            if changed is None and autograd._observer is not None and observers_listening():
-                changed = "a plugin now observes every backward"
+            if changed is None and autograd._observer is not None:
+                if observers_listening():
+                    changed = "a plugin now observes every backward"
+                else:
+                    trace.note_quiet_observer()
             if changed is None:
-                result = trace.replay(arrays)
-                if result is BUSY:  # called inside its own replay, or by another thread
+                result = trace.run(args, kwargs)
+                if result is MISS:  # called inside its own replay, or by another thread
                     return self.step(*args, **kwargs)
+                self._recent = trace
                 return result
             del self.traces[key]
             self.invalidations += 1
@@ -115,38 +132,40 @@ class CompiledStep:
     def _name(self) -> str:
         return getattr(self.step, "__qualname__", repr(self.step))
 
-    def _guard_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]
-                   ) -> tuple[list[np.ndarray], Any]:
-        """The tensor arguments' arrays, and the key their trace is kept under (None: the
-        step cannot be compiled, ``eager_reason`` says why)."""
+    def _guard_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The key a trace of this call is kept under (None: the step cannot be compiled,
+        ``eager_reason`` says why): each argument's part (a tensor's shape, dtype and the
+        first argument holding the same array; another value's type and value), the
+        keyword names, the active strategy and grad mode."""
         arrays: list[np.ndarray] = []
         parts: list[Any] = []
         for value in (*args, *kwargs.values()) if kwargs else args:
             if type(value) is Tensor or isinstance(value, Tensor):
                 if value.requires_grad:
                     self._go_eager("a tensor argument requires grad")
-                    return arrays, None
+                    return None
                 data = value._data
                 alias = len(arrays)  # aliasing: the first argument holding the same array
                 for index, seen in enumerate(arrays):
                     if seen is data:
                         alias = index
                         break
-                parts.append((data.shape, data.dtype, alias))
+                parts.append(("tensor", data.shape, data.dtype, alias))
                 arrays.append(data)
             elif value is None or isinstance(value, (bool, int, float, str)):
-                parts.append((type(value), value))
+                parts.append(("value", type(value), value))
             else:
                 self._go_eager(f"an argument of type {type(value).__name__} (pass tensors, "
                                "or Python numbers and strings, which are guarded by value)")
-                return arrays, None
+                return None
         # The strategy object itself (hashed by identity): a new one is made whenever its
         # options or the plugin set change.
-        return arrays, (tuple(parts), tuple(kwargs), _active_strategy(), grad_enabled.get())
+        return (tuple(parts), tuple(kwargs), _active_strategy(), grad_enabled.get())
 
     def _go_eager(self, reason: str) -> None:
         self.eager_reason = reason
         self.traces.clear()
+        self._recent = None
         _debug(f"{self._name} runs eagerly from now on: {reason}")
 
     def _trace(self, key: Any, tensors: list[Tensor], args: tuple[Any, ...],
@@ -160,7 +179,7 @@ class CompiledStep:
         trace = None
         if recorder.reason is None:
             try:
-                trace = Trace(recorder, result)
+                trace = Trace(recorder, result, key)
             except Refused as refused:
                 recorder.reason = str(refused)
         if trace is None:
@@ -169,6 +188,7 @@ class CompiledStep:
         if len(self.traces) >= _MAX_TRACES:
             del self.traces[next(iter(self.traces))]
         self.traces[key] = trace
+        self._recent = trace
         return result
 
 

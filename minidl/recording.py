@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from minidl import autograd
-from minidl.replay import CONST, PARAM, RECIPE, TABLE, Refused
+from minidl.replay import CONST, PARAM, RECIPE, TABLE, Refused, observers_listening
 from minidl.tensor import Function, Tensor
 
 _FUNCTION_APPLY = Function.apply.__func__
@@ -30,17 +30,6 @@ def _holds_array(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_holds_array(v) for v in value.values())
     return False
-
-
-def observers_listening() -> bool:
-    """Whether a plugin implements ``minidl_after_backward`` (replay would skip it)."""
-    observer = autograd._observer
-    manager = getattr(observer, "__self__", None)
-    if observer is None:
-        return False
-    if manager is None:
-        return True  # someone else's observer: assume it listens
-    return bool(manager.hook.minidl_after_backward.get_hookimpls())
 
 
 class Recorder:

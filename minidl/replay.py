@@ -1,7 +1,8 @@
 """The replay half of ``mdl.compile``: a recorded step run again on plain arrays.
 
 ``minidl.capture`` records one eager call of a step; ``Trace`` keeps that record and
-replays it through one generated function (``minidl.replay_source``): one ``Function``
+replays it through one generated function (``minidl.replay_source``), whose first lines
+check the trace's guards (``minidl.replay_guard``): one ``Function``
 instance per op, reused, runs ``forward`` and ``backward`` on arrays in the recorded
 order, the backward pass repeats ``autograd.run_backward``'s numpy calls
 (seed, sums over broadcast axes, casts, leaf writes through the same pass plan), and
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from minidl import autograd
 from minidl.errors import MinidlError
 from minidl.replay_source import write_replay
 from minidl.tensor import Tensor
@@ -28,9 +30,6 @@ _tensor_module = sys.modules["minidl.tensor"]  # the module (``minidl.tensor`` i
 TABLE, PARAM, CONST, RECIPE = 0, 1, 2, 3
 
 
-BUSY = object()  # what ``Trace.replay`` returns when it cannot run now
-
-
 class Refused(MinidlError):
     """Internal, never escapes: the recorder cannot record this (the message says what)."""
 
@@ -39,11 +38,14 @@ class Trace:
     """One recorded step and the guards under which its replay is valid.
 
     ``recorder`` is a ``minidl.recording.Recorder`` that watched the call which returned
-    ``result``. The replay itself is one generated function (``minidl.replay_source``;
-    ``source`` shows it).
+    ``result``; ``signature`` is the call's guard key (``CompiledStep._guard_key``: its
+    arguments' parts, keyword names, strategy and grad mode). The replay, guards first,
+    is one generated function, ``run(args, kwargs)`` (``minidl.replay_source``; ``source``
+    shows it), which returns what the step returned, or ``MISS`` without running.
     """
 
-    def __init__(self, recorder: Any, result: Any) -> None:
+    def __init__(self, recorder: Any, result: Any, signature: tuple[Any, ...]) -> None:
+        self.signature = signature
         self.n_args, self.n_ops = recorder.n_args, recorder.n_ops
         self.events = recorder.events
         self.op_classes = [event[1] for event in self.events if event[0] == "op"]
@@ -56,13 +58,19 @@ class Trace:
         modules = list(recorder.modules.values())
         self.modules = [(m.__dict__, module_state(m), type(m).__name__) for m in modules]
         # Compared only after some module changed (``nn.Module`` counts changes).
-        self._module_changes = _tensor_module._module_changes
+        self.module_changes = _tensor_module._module_changes
+        #: The backward observer last found not listening, and its plugin manager's
+        #: generation then (see ``note_quiet_observer``).
+        self.quiet_observer: Any = None
+        self.quiet_generation: int | None = None
+        if not observers_listening():
+            self.note_quiet_observer()
         self.result = self._structure(result, recorder)
         self.kept = sorted(set(_slots_in_result(self.result)))
         self._plan_freeing()
-        self.source, self._run, self._fns, self._noting = write_replay(self)
         # Held while a replay runs: the ``Function``s it reuses are in use.
         self._running = threading.Lock()
+        self.source, self.run, self._fns, self._noting = write_replay(self)
 
     def _structure(self, value: Any, recorder: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -106,44 +114,42 @@ class Trace:
                     or not param.requires_grad):
                 return f"a parameter changed (now {data.shape}, {data.dtype})"
         changes = _tensor_module._module_changes
-        if changes == self._module_changes:
+        if changes == self.module_changes:
             return None
         for attributes, state, name in self.modules:
             if tuple(map(id, attributes.values())) != state:
                 return (f"{name} changed (train/eval mode, a parameter, a buffer or "
                         "another attribute)")
-        self._module_changes = changes  # other modules changed, or back as they were
+        self.module_changes = changes  # other modules changed, or back as they were
         return None
 
-    def replay(self, arg_arrays: list[np.ndarray]) -> Any:
-        """Run the recorded step on these argument arrays; ``BUSY`` (without running) while
-        another replay of this trace runs (the step called inside it, or another thread)."""
-        if not self._running.acquire(blocking=False):
-            return BUSY
-        try:
-            kept = self._run(*arg_arrays)
-            if self._noting is not None:  # its shape checks have run: write them out
-                self.source, self._run, self._fns, self._noting = write_replay(
-                    self, self._noting)
-        except BaseException:
-            for fn in self._fns:  # drop whatever the failed replay saved on them
-                fn.release()
-            raise
-        finally:
-            self._running.release()
-        return self._build(self.result, dict(zip(self.kept, kept)))
+    def note_quiet_observer(self) -> None:
+        """The backward observer does not listen (``observers_listening`` said so): the
+        replay's guards accept it while its plugin manager's plugins stay the same."""
+        observer = autograd._observer
+        generation = getattr(getattr(observer, "__self__", None), "generation", None)
+        if observer is None or generation is not None:
+            self.quiet_observer, self.quiet_generation = observer, generation
 
-    def _build(self, structure: Any, table: dict[int, Any]) -> Any:
-        kind, body = structure
-        if kind == CONST:
-            return body
-        if kind == "tensor":
-            if body[0] == PARAM:
-                return body[1]
-            return Tensor._from_op(resolve(body, table), None)
-        if kind is dict:
-            return {k: self._build(v, table) for k, v in body.items()}
-        return kind(self._build(v, table) for v in body)
+    def rewrite(self) -> None:
+        """Called by a replay whose shape checks have run: write the function without them."""
+        self.source, self.run, self._fns, self._noting = write_replay(self, self._noting)
+
+    def release_all(self) -> None:
+        """Drop whatever a failed replay saved on the ``Function``s."""
+        for fn in self._fns:
+            fn.release()
+
+
+def observers_listening() -> bool:
+    """Whether a plugin implements ``minidl_after_backward`` (replay would skip it)."""
+    observer = autograd._observer
+    manager = getattr(observer, "__self__", None)
+    if observer is None:
+        return False
+    if manager is None:
+        return True  # someone else's observer: assume it listens
+    return bool(manager.hook.minidl_after_backward.get_hookimpls())
 
 
 def module_state(module: Any) -> tuple[Any, ...]:
@@ -183,16 +189,3 @@ def _slots_in_result(structure: Any) -> list[int]:
         return _table_slots(body)
     values = body.values() if kind is dict else body
     return [slot for v in values for slot in _slots_in_result(v)]
-
-
-def resolve(ref: tuple[int, Any], table: list[Any]) -> Any:
-    """The array (or option) ``ref`` names in this replay."""
-    kind, value = ref
-    if kind == TABLE:
-        return table[value]
-    if kind == PARAM:
-        return value._data  # read when used: the optimizer updates it in place
-    if kind == CONST:
-        return value
-    recipe, refs = value
-    return recipe(*[resolve(r, table) for r in refs])

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from minidl.autograd import PLAIN_CALCULUS, unbroadcast
+from minidl.replay_guard import write_guards
 
 TABLE, PARAM, CONST, RECIPE = 0, 1, 2, 3  # as in minidl.replay (which imports this module)
 
@@ -47,6 +48,7 @@ class _Writer:
     def __init__(self, shapes: dict[str, bool] | None, float16: bool) -> None:
         self.shapes = shapes
         self.float16 = float16  # the trace holds float16 arrays
+        self.base = 0  # indentation every line gets (the replay runs inside a ``try``)
         self.seen: dict[str, bool] = {}  # filled by a replay of the noting function
         self.sites = 0  # checks of minidl's ops written so far
         self.lines: list[str] = []
@@ -67,7 +69,10 @@ class _Writer:
         return found
 
     def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
+        self.lines.append(self.indented(indent, line))
+
+    def indented(self, indent: int, line: str) -> str:
+        return "    " * (self.base + indent) + line
 
     def known(self, ours: bool, site: str) -> tuple[str | None, bool | None]:
         """The check at ``site`` (a key naming where it is): (the site if minidl's op has
@@ -120,9 +125,11 @@ def write_replay(trace: Any, shapes: dict[str, bool] | None = None
     """The source of ``trace``'s replay, the compiled function, its ``Function``s, and
     the dict its shape checks fill as it runs (None when it has none left to note).
 
-    The function takes the step's argument arrays and returns the arrays of the slots
-    ``trace.kept`` names (what the step returns). ``shapes``: what an earlier function's
-    checks noted (see the module doc).
+    The function takes the step's positional and keyword arguments (``args``, ``kwargs``),
+    checks the trace's guards (``minidl.replay_guard``; ``MISS`` if one fails), replays,
+    and returns what the step returned. ``shapes``: what an earlier function's checks
+    noted (see the module doc); a function that notes asks the trace to write the next
+    one (``Trace.rewrite``) before it returns.
     """
     writer = _Writer(shapes, trace.float16)
     fns: list[Any] = []
@@ -137,8 +144,10 @@ def write_replay(trace: Any, shapes: dict[str, bool] | None = None
                    for node in event[3] if node[0] is not None}
     released_when_freed = {trace.n_args + op for op in range(trace.n_ops)
                            if op not in in_backward}
-    args = ", ".join(f"s{i}" for i in range(trace.n_args))
-    writer.emit(0, f"def replay({args}):")
+    writer.emit(0, "def replay(args, kwargs):")
+    write_guards(writer, trace)  # it ends holding the trace's lock
+    writer.emit(1, "try:")
+    writer.base = 1
     op = 0
     for number, event in enumerate(trace.events):
         kind = event[0]
@@ -156,13 +165,38 @@ def write_replay(trace: Any, shapes: dict[str, bool] | None = None
                 released_when_freed.discard(slot)
     for slot in sorted(released_when_freed):
         writer.emit(1, f"{fns[slot - trace.n_args].release}()")
-    writer.emit(1, f"return ({''.join(f's{slot}, ' for slot in trace.kept)})")
+    noting = writer.seen if shapes is None and writer.sites else None
+    if noting is not None:  # its checks have run: the trace writes them out
+        writer.emit(1, f"{writer.name(trace.rewrite, 'C')}()")
+    writer.emit(1, f"return {_result(writer, trace.result)}")
+    writer.base = 0
+    writer.emit(1, "except BaseException:")  # drop what the failed replay saved on them
+    writer.emit(2, f"{writer.name(trace.release_all, 'C')}()")
+    writer.emit(2, "raise")
+    writer.emit(1, "finally:")
+    writer.emit(2, f"{writer.name(trace._running.release, 'C')}()")
     source = "\n".join(writer.lines) + "\n"
     namespace = dict(writer.names)
     exec(compile(source, "<minidl.compile replay>", "exec"), namespace)  # noqa: S102
-    noting = writer.seen if shapes is None and writer.sites else None
     return (source, namespace["replay"], [fn.instance for fn in fns if fn.instance is not None],
             noting)
+
+
+def _result(writer: _Writer, structure: tuple[Any, Any]) -> str:
+    """An expression that builds what the step returned (``Trace.result`` describes it)."""
+    kind, body = structure
+    if kind == CONST:
+        return writer.name(body, "K")
+    if kind == "tensor":
+        if body[0] == PARAM:
+            return writer.name(body[1], "P")
+        return f"TENSOR._from_op({writer.value(body)}, None)"
+    if kind is dict:
+        items = ", ".join(f"{writer.name(key, 'K')}: {_result(writer, value)}"
+                          for key, value in body.items())
+        return f"{{{items}}}"
+    items = "".join(f"{_result(writer, value)}, " for value in body)
+    return f"({items})" if kind is tuple else f"{writer.name(kind, 'K')}(({items}))"
 
 
 class _Reused:
@@ -340,9 +374,9 @@ def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tup
                      ["target = plan.carry_dtype(d.dtype)", "if pg.dtype != target:",
                       "    pg = pg.astype(target)"])
     if len(writer.lines) > lines_before:
-        writer.lines.insert(lines_before, "    " * inner + f"d = {writer.value(ref)}")
+        writer.lines.insert(lines_before, writer.indented(inner, f"d = {writer.value(ref)}"))
     if have == UNSET and len(writer.lines) == first_line:  # nothing between: no ``pg``
-        writer.lines[-1] = "    " * indent + f"g{key} = {returned_value}"
+        writer.lines[-1] = writer.indented(indent, f"g{key} = {returned_value}")
     elif have == UNSET:
         emit(inner, f"g{key} = pg")
     elif have == SET:  # out of place: a backward may hand the same array to two inputs
