@@ -35,8 +35,8 @@ class PassPlan(Protocol):
 
     ``seed_scale`` multiplies the root's seed (so every branch of the graph sees it);
     ``carry_dtype(dtype)`` is the dtype an intermediate gradient of a ``dtype`` node
-    is carried in; ``write_leaf`` adds the pass's gradient for ``leaf`` to ``.grad``;
-    ``name`` is what observers are told (None for plain calculus).
+    is carried in; ``write_leaves`` adds the pass's gradient of each leaf to its ``.grad``
+    (``write_leaf``: of one); ``name`` is what observers are told (None for plain calculus).
     """
 
     name: str | None
@@ -45,6 +45,8 @@ class PassPlan(Protocol):
     def carry_dtype(self, dtype: np.dtype) -> np.dtype: ...
 
     def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None: ...
+
+    def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None: ...
 
 
 class PlainCalculus:
@@ -67,6 +69,10 @@ class PlainCalculus:
         if leaf._grad_record is not None:
             leaf._grad_record.add_plain(grad)
         leaf._grad = grad if leaf._grad is None else np.asarray(leaf._grad + grad)
+
+    def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None:
+        for leaf, grad in zip(leaves, grads):
+            self.write_leaf(leaf, grad)
 
 
 PLAIN_CALCULUS = PlainCalculus()
@@ -191,6 +197,7 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
     grads: dict[int, np.ndarray] = {id(root): _seed(root, grad, plan)}
     anomaly = anomaly_enabled.get()
     leaves: list[Tensor] = []
+    leaf_grads: list[np.ndarray] = []  # written together once the pass is through
     handed_to_leaves: set[int] = set()
     for position in range(len(order)):
         node = order[position]
@@ -210,8 +217,8 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
             if id(g) in handed_to_leaves or g.base is not None or type(g) is not np.ndarray:
                 g = np.array(g)  # each .grad is an array that owns its memory
             handed_to_leaves.add(id(g))
-            plan.write_leaf(node, g)
             leaves.append(node)
+            leaf_grads.append(g)
             continue
         if fn._guards is not None or fn._snapshot_mark != inplace_state.snapshots:
             check_function(fn, node)  # an array it saved may have been changed in place
@@ -248,5 +255,6 @@ def run_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> 
                 grads[key] = pg
         if not retain_graph:
             fn.release()
+    plan.write_leaves(leaves, leaf_grads)
     if _observer is not None:
         _observer(root, leaves, plan.name)

@@ -11,9 +11,9 @@ of gradients from several consumers is written where it happens, so a replay wal
 graph, dispatches on no event kind and keeps no dict of gradients.
 
 The calls are ``autograd.run_backward``'s, in its order: the seed from the pass plan,
-``unbroadcast`` where shapes differ, the cast to the carried dtype, ``plan.write_leaf``
-with an array that owns its memory. Arrays are dropped (``s3 = None``) after their last
-use, as eager drops them; ``Trace.source`` shows the function.
+``unbroadcast`` where shapes differ, the cast to the carried dtype, ``plan.write_leaves``
+at the pass's end with arrays that own their memory. Arrays are dropped (``s3 = None``)
+after their last use, as eager drops them; ``Trace.source`` shows the function.
 
 Whether an op's output is a numpy scalar, whether its backward returns a tuple, which
 inputs it returns None for, whether a gradient needs ``unbroadcast`` and whether a
@@ -279,16 +279,32 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
     leaf_sites = [f"leaf {number}.{k}" for k, (op, *_) in enumerate(nodes)
                   if op is None and states[k] != UNSET]
     leaves_noted = all(writer.went(all_ours, site) is not None for site in leaf_sites)
-    if leaf_sites:
-        emit(1, "write_leaf = plan.write_leaf")
+    # As the engine, the pass writes its leaves together at its end (``write_leaves``): from
+    # tuples written out when every leaf's gradient is known to come and how, else from
+    # lists the walk fills.
+    listed = not leaves_noted or any(states[k] == MAYBE for k, (op, *_) in enumerate(nodes)
+                                     if op is None)
+    if leaf_sites and listed:
+        emit(1, "leaves, leaf_grads = [], []")
         if not leaves_noted:
             emit(1, "handed = set()")
+    written: list[tuple[str, str, int]] = []  # (leaf, gradient, k) of the written-out tuples
     for k, (op, leaf, parents, drop_output) in enumerate(nodes):
-        if op is None:
+        if op is None and not listed and states[k] == SET:
+            copy = writer.went(True, f"leaf {number}.{k}")
+            written.append((writer.name(leaf, "P"), f"array(g{k})" if copy else f"g{k}", k))
+        elif op is None:
             _write_leaf(writer, f"leaf {number}.{k}", k, leaf, states[k], leaves_noted)
         else:
             _write_node(writer, fns[op], op, k, parents, states[k], before,
                         drop_output and f"s{n_args + op}")
+    if written:
+        emit(1, f"plan.write_leaves(({''.join(f'{leaf}, ' for leaf, _, _ in written)}), "
+                f"({''.join(f'{grad}, ' for _, grad, _ in written)}))")
+        emit(1, " = ".join(f"g{k}" for _, _, k in written) + " = None")
+    elif leaf_sites:
+        emit(1, "plan.write_leaves(leaves, leaf_grads)")
+        emit(1, "leaves = leaf_grads = None")
 
 
 def _gradient_states(writer: _Writer, fns: list[Any], nodes: list[Any]
@@ -390,7 +406,8 @@ def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tup
 
 def _write_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
                 noted: bool) -> None:
-    """Each ``.grad`` is an array that owns its memory, handed to one leaf only."""
+    """Add the leaf and its gradient to the pass's lists: each ``.grad`` an array that owns
+    its memory, handed to one leaf only."""
     if have == UNSET:
         return
     emit = writer.emit
@@ -398,10 +415,10 @@ def _write_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
     if have == MAYBE:
         emit(1, f"if g{k} is not None:")
         indent = 2
-    param = writer.name(leaf, "P")
+    emit(indent, f"leaves.append({writer.name(leaf, 'P')})")
     if noted:
         copy = writer.went(True, site)
-        emit(indent, f"write_leaf({param}, {f'array(g{k})' if copy else f'g{k}'})")
+        emit(indent, f"leaf_grads.append({f'array(g{k})' if copy else f'g{k}'})")
         emit(indent, f"g{k} = None")
         return
     emit(indent, f"g = g{k}")
@@ -413,4 +430,4 @@ def _write_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
         emit(indent, "else:")
         emit(indent + 1, f"SHAPES[{site!r}] = False")
     emit(indent, "handed.add(id(g))")
-    emit(indent, f"write_leaf({param}, g)")
+    emit(indent, "leaf_grads.append(g)")

@@ -56,29 +56,36 @@ class BatchPlan:
 
     def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None:
         """Hand the strategy the leaf's normalized part and this pass's sum; store its answer."""
-        dtype = leaf._data.dtype
-        work = accumulator(dtype)  # float16 leaves are accumulated in float32
-        record = leaf._grad_record
-        if record is not None:
-            plain = record.plain
-            normalized = leaf._grad if plain is None else leaf._grad - plain
-            normalized = normalized.astype(work, copy=False)
-        else:  # everything so far (if anything) is plain calculus, including in-place edits
-            record = LeafRecord()
-            record.key = self.strategy.key
-            plain = None if leaf._grad is None else leaf._grad.copy()
-            normalized = None
-        if grad.dtype != work:
-            grad = grad.astype(work)
-        new = self.strategy.accumulate(leaf, normalized, record.count, grad, self.count)
-        if plain is not None:
-            new = new + plain
-        if type(new) is not np.ndarray or new.dtype != dtype:
-            new = np.asarray(new, dtype=dtype)
-        leaf._grad = new
-        record.plain = plain
-        record.count += self.count
-        leaf._grad_record = record
+        self.write_leaves((leaf,), (grad,))
+
+    def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None:
+        """``write_leaf`` for each leaf and its gradient in turn, as a pass ends."""
+        count, key, accumulate = self.count, self.strategy.key, self.strategy.accumulate
+        for leaf, grad in zip(leaves, grads):
+            dtype = leaf._data.dtype
+            record = leaf._grad_record
+            if record is None:  # all so far (if anything) is plain calculus, in-place edits too
+                record = LeafRecord()
+                record.key = key
+                plain = None if leaf._grad is None else leaf._grad.copy()
+                normalized = None
+            else:
+                plain = record.plain
+                normalized = leaf._grad if plain is None else leaf._grad - plain
+                normalized = normalized.astype(accumulator(dtype), copy=False)
+            if grad.dtype is not dtype or dtype.char == "e":
+                work = accumulator(dtype)  # float16 leaves are accumulated in float32
+                if grad.dtype != work:
+                    grad = grad.astype(work)
+            new = accumulate(leaf, normalized, record.count, grad, count)
+            if plain is not None:
+                new = new + plain
+            if type(new) is not np.ndarray or (new.dtype is not dtype and new.dtype != dtype):
+                new = np.asarray(new, dtype=dtype)
+            leaf._grad = new
+            record.plain = plain
+            record.count += count
+            leaf._grad_record = record
 
 
 def plan_pass(reductions: Sequence[BatchReduce], leaves: Sequence[Tensor]) -> BatchPlan:

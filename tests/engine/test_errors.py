@@ -187,3 +187,25 @@ def test_a_custom_op_valueerror_is_not_relabelled_as_a_shape_error():
     with pytest.raises(ValueError, match="Clip: lo must be >= 0") as info:
         Clip.apply(mdl.tensor([1.0]))
     assert not isinstance(info.value, mdl.ShapeError)
+
+
+class _FailingBackward(mdl.Function):
+    saved_inputs, saves_output = (), False
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, grad):
+        raise RuntimeError("this backward fails")
+
+
+@pytest.mark.parametrize("failing_first", [False, True])
+def test_a_failed_backward_writes_no_leaf(failing_first):
+    """Leaves are written once the whole pass is through, so a pass that raises half way
+    leaves every ``.grad`` as it was (here: None), whichever branch the walk takes first."""
+    a, b = mdl.nn.Parameter(np.ones(3)), mdl.nn.Parameter(np.ones(3))
+    plain, failing = (a * 2.0).sum(), _FailingBackward.apply(b * 3.0).sum()
+    loss = failing + plain if failing_first else plain + failing
+    with pytest.raises(RuntimeError, match="this backward fails"):
+        loss.backward()
+    assert a.grad is None and b.grad is None
