@@ -13,12 +13,21 @@ import numpy as np
 from minidl.errors import InvalidValueError
 from minidl.ops.elementwise import _sigmoid_from_exp, _times
 from minidl.ops.embedding import first_out_of_range
+from minidl.ops.rows import row_max, row_sums
 from minidl.tensor import Function
 
 
+def _max(x: np.ndarray, axis: int) -> np.ndarray:
+    return row_max(x) if axis in (-1, x.ndim - 1) else x.max(axis=axis, keepdims=True)
+
+
+def _sum(x: np.ndarray, axis: int) -> np.ndarray:
+    return row_sums(x) if axis in (-1, x.ndim - 1) else x.sum(axis=axis, keepdims=True)
+
+
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - x.max(axis=axis, keepdims=True)  # the largest exponent becomes 0
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = x - _max(x, axis)  # the largest exponent becomes 0
+    return shifted - np.log(_sum(np.exp(shifted), axis))
 
 
 def _trailing_mean(values: np.ndarray) -> np.ndarray:
@@ -39,7 +48,7 @@ class LogSoftmax(Function):
         return self.out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True)
+        return grad - np.exp(self.out) * _sum(grad, self.axis)
 
 
 class Softmax(Function):
@@ -47,13 +56,13 @@ class Softmax(Function):
 
     def forward(self, x: np.ndarray, axis: int) -> np.ndarray:
         self.axis = axis
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        self.out = e / e.sum(axis=axis, keepdims=True)
+        e = np.exp(x - _max(x, axis))
+        self.out = e / _sum(e, axis)
         return self.out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         out = self.out
-        return out * (grad - (grad * out).sum(axis=self.axis, keepdims=True))
+        return out * (grad - _sum(grad * out, self.axis))
 
 
 class CrossEntropy(Function):
@@ -68,9 +77,9 @@ class CrossEntropy(Function):
             raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} "
                                     f"classes (labels must be 0..{classes - 1})")
         rows = np.arange(logits.shape[0])
-        shifted = logits - logits.max(axis=1, keepdims=True)  # the largest exponent is 0
+        shifted = logits - row_max(logits)  # the largest exponent is 0
         e = np.exp(shifted)
-        total = e.sum(axis=1, keepdims=True)
+        total = row_sums(e)
         self.probs, self.rows, self.target = e / total, rows, target  # one exp, not two
         return np.log(total[:, 0]) - shifted[rows, target]  # -log_softmax at the target
 
