@@ -60,7 +60,9 @@ class BatchPlan:
 
     def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None:
         """``write_leaf`` for each leaf and its gradient in turn, as a pass ends."""
-        count, key, accumulate = self.count, self.strategy.key, self.strategy.accumulate
+        strategy = self.strategy
+        count, key, fold, built_in = self.count, strategy.key, strategy.direct_fold, \
+            strategy.built_in
         for leaf, grad in zip(leaves, grads):
             dtype = leaf._data.dtype
             record = leaf._grad_record
@@ -77,7 +79,16 @@ class BatchPlan:
                 work = accumulator(dtype)  # float16 leaves are accumulated in float32
                 if grad.dtype != work:
                     grad = grad.astype(work)
-            new = accumulate(leaf, normalized, record.count, grad, count)
+            if fold is None:
+                new = strategy.accumulate(leaf, normalized, record.count, grad, count)
+            else:
+                try:
+                    new = fold(normalized, record.count, grad, count)
+                except BaseException as err:
+                    raise strategy.fold_failed(err) from err
+                if not built_in or type(new) is not np.ndarray:
+                    new = strategy.checked_leaf_grad(new, leaf, normalized, record.count, grad,
+                                                     count)
             if plain is not None:
                 new = new + plain
             if type(new) is not np.ndarray or (new.dtype is not dtype and new.dtype != dtype):
