@@ -13,7 +13,7 @@ import numpy as np
 from minidl.errors import InvalidValueError
 from minidl.ops.elementwise import _sigmoid_from_exp, _times
 from minidl.ops.embedding import first_out_of_range
-from minidl.ops.rows import row_max, row_sums
+from minidl.ops.rows import row_indices, row_max, row_sums
 from minidl.tensor import Function
 
 
@@ -76,11 +76,12 @@ class CrossEntropy(Function):
         if bad is not None:
             raise InvalidValueError(f"cross_entropy: label {bad} is out of range for {classes} "
                                     f"classes (labels must be 0..{classes - 1})")
-        rows = np.arange(logits.shape[0])
+        rows = row_indices(logits.shape[0])
         shifted = logits - row_max(logits)  # the largest exponent is 0
         e = np.exp(shifted)
         total = row_sums(e)
-        self.probs, self.rows, self.target = e / total, rows, target  # one exp, not two
+        e /= total  # the softmax, into exp's fresh array: one exp, not two
+        self.probs, self.rows, self.target = e, rows, target
         return np.log(total[:, 0]) - shifted[rows, target]  # -log_softmax at the target
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray, None]:

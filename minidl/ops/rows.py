@@ -13,6 +13,8 @@ The maxima are exactly numpy's. The sums add in another order, so they may diffe
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from minidl.dtypes import accurate_sum
@@ -61,15 +63,25 @@ def row_max(x: np.ndarray) -> np.ndarray:
     return x.max(axis=-1, keepdims=True)
 
 
-_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
-
-
 def ones(n: int, dtype: np.dtype) -> np.ndarray:
     """A read-only vector of n ones, kept for the next step (the same batch size)."""
-    found = _ONES.get((n, dtype))
+    return _kept(("ones", n, dtype), lambda: np.ones(n, dtype=dtype))
+
+
+def row_indices(n: int) -> np.ndarray:
+    """A read-only ``np.arange(n)`` (the rows of a batch, for picking each row's target),
+    kept for the next step."""
+    return _kept(("arange", n), lambda: np.arange(n))
+
+
+_KEPT: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _kept(key: tuple[Any, ...], make: Callable[[], np.ndarray]) -> np.ndarray:
+    found = _KEPT.get(key)
     if found is None:
-        if len(_ONES) >= 8:  # a few batch sizes (the last batch of an epoch is smaller)
-            _ONES.clear()
-        found = _ONES[(n, dtype)] = np.ones(n, dtype=dtype)
+        if len(_KEPT) >= 16:  # a few batch sizes (the last batch of an epoch is smaller)
+            _KEPT.clear()
+        found = _KEPT[key] = make()
         found.flags.writeable = False
     return found
