@@ -35,16 +35,14 @@ class PassPlan(Protocol):
 
     ``seed_scale`` multiplies the root's seed (so every branch of the graph sees it);
     ``carry_dtype(dtype)`` is the dtype an intermediate gradient of a ``dtype`` node
-    is carried in; ``write_leaves`` adds the pass's gradient of each leaf to its ``.grad``
-    (``write_leaf``: of one); ``name`` is what observers are told (None for plain calculus).
+    is carried in; ``write_leaves`` adds the pass's gradient of each leaf to its ``.grad``;
+    ``name`` is what observers are told (None for plain calculus).
     """
 
     name: str | None
     seed_scale: float
 
     def carry_dtype(self, dtype: np.dtype) -> np.dtype: ...
-
-    def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None: ...
 
     def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None: ...
 
@@ -64,15 +62,12 @@ class PlainCalculus:
         return dtype
 
     @staticmethod
-    def write_leaf(leaf: Tensor, grad: np.ndarray) -> None:
-        grad = np.asarray(grad, dtype=leaf._data.dtype)
-        if leaf._grad_record is not None:
-            leaf._grad_record.add_plain(grad)
-        leaf._grad = grad if leaf._grad is None else np.asarray(leaf._grad + grad)
-
-    def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None:
+    def write_leaves(leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None:
         for leaf, grad in zip(leaves, grads):
-            self.write_leaf(leaf, grad)
+            grad = np.asarray(grad, dtype=leaf._data.dtype)
+            if leaf._grad_record is not None:
+                leaf._grad_record.add_plain(grad)
+            leaf._grad = grad if leaf._grad is None else np.asarray(leaf._grad + grad)
 
 
 PLAIN_CALCULUS = PlainCalculus()

@@ -70,7 +70,7 @@ _FLOAT16, _FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)
 
 def accumulator(dtype: np.dtype) -> np.dtype:
     """The dtype float sums of ``dtype`` accumulate in: float32 for float16, as torch does."""
-    return _FLOAT32 if dtype is _FLOAT16 or dtype == _FLOAT16 else dtype
+    return _FLOAT32 if dtype.char == "e" else dtype  # "e": float16, in either byte order
 
 
 def accurate_sum(array: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:

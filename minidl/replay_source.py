@@ -294,7 +294,7 @@ def _write_backward(writer: _Writer, fns: list[Any], event: tuple[Any, ...],
             copy = writer.went(True, f"leaf {number}.{k}")
             written.append((writer.name(leaf, "P"), f"array(g{k})" if copy else f"g{k}", k))
         elif op is None:
-            _write_leaf(writer, f"leaf {number}.{k}", k, leaf, states[k], leaves_noted)
+            _append_leaf(writer, f"leaf {number}.{k}", k, leaf, states[k], leaves_noted)
         else:
             _write_node(writer, fns[op], op, k, parents, states[k], before,
                         drop_output and f"s{n_args + op}")
@@ -404,7 +404,7 @@ def _write_parent(writer: _Writer, indent: int, op: int, index: int, parent: tup
         emit(indent + 1, f"SHAPES[{site!r}] = False")
 
 
-def _write_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
+def _append_leaf(writer: _Writer, site: str, k: int, leaf: Any, have: str,
                 noted: bool) -> None:
     """Add the leaf and its gradient to the pass's lists: each ``.grad`` an array that owns
     its memory, handed to one leaf only."""

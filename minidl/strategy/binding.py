@@ -62,8 +62,8 @@ def bind_hook(pm: PluginManager, plugin: object, hook_name: str,
             raise plugin_failure(plugin_name, hook_name, err) from err
 
     #: The implementation itself when a positional call may skip ``call`` (it takes the
-    #: hookspec's first four arguments, in order), else None; ``Strategy.accumulate``
-    #: calls it while nothing monitors hooks.
+    #: hookspec's first four arguments, in order), else None; the pass plan calls it
+    #: while nothing monitors hooks (``Strategy.direct_fold``).
     call.direct = function if positional and leading == 4 else None  # type: ignore[attr-defined]
     return call
 

@@ -54,17 +54,15 @@ class BatchPlan:
     def carry_dtype(self, dtype: np.dtype) -> np.dtype:
         return accumulator(dtype) if self.seed_scale != 1.0 else dtype
 
-    def write_leaf(self, leaf: Tensor, grad: np.ndarray) -> None:
-        """Hand the strategy the leaf's normalized part and this pass's sum; store its answer."""
-        self.write_leaves((leaf,), (grad,))
-
     def write_leaves(self, leaves: Sequence[Tensor], grads: Sequence[np.ndarray]) -> None:
-        """``write_leaf`` for each leaf and its gradient in turn, as a pass ends."""
+        """For each leaf in turn, as a pass ends: hand the strategy the leaf's normalized
+        part and this pass's sum; store its answer."""
         strategy = self.strategy
         count, key, fold, built_in = self.count, strategy.key, strategy.direct_fold, \
             strategy.built_in
         for leaf, grad in zip(leaves, grads):
             dtype = leaf._data.dtype
+            work = accumulator(dtype)  # float16 leaves are accumulated in float32
             record = leaf._grad_record
             if record is None:  # all so far (if anything) is plain calculus, in-place edits too
                 record = LeafRecord()
@@ -74,11 +72,9 @@ class BatchPlan:
             else:
                 plain = record.plain
                 normalized = leaf._grad if plain is None else leaf._grad - plain
-                normalized = normalized.astype(accumulator(dtype), copy=False)
-            if grad.dtype is not dtype or dtype.char == "e":
-                work = accumulator(dtype)  # float16 leaves are accumulated in float32
-                if grad.dtype != work:
-                    grad = grad.astype(work)
+                normalized = normalized.astype(work, copy=False)
+            if grad.dtype != work:
+                grad = grad.astype(work)
             if fold is None:
                 new = strategy.accumulate(leaf, normalized, record.count, grad, count)
             else:
